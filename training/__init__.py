@@ -1,0 +1,1 @@
+"""Train, evaluate, register and promote churn models."""

@@ -1,0 +1,128 @@
+"""Command line: synth · train · promote. Each command parses arguments and calls one function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from training.errors import UserError
+from training.settings import TrainingSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _settings(**overrides: object) -> TrainingSettings:
+    values = {key: value for key, value in overrides.items() if value is not None}
+    return TrainingSettings(**values)  # type: ignore[arg-type]
+
+
+@app.command()
+def synth(
+    rows: Annotated[int, typer.Option(min=1, help="How many customers to write.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same table.")] = 42,
+    out: Annotated[Path, typer.Option(help="Output .csv or .parquet file.")] = Path("data/customers.csv"),
+) -> None:
+    """Write a deterministic synthetic customer table with the IBM Telco schema."""
+    from training.synth import write_synthetic
+
+    started = time.perf_counter()
+    table = write_synthetic(rows, seed, out)
+    churn_rate = (table["Churn"] == "Yes").mean()
+    typer.echo(
+        f"Wrote {len(table):,} customers to {out} in {time.perf_counter() - started:.1f} s "
+        f"(churn rate {churn_rate:.1%})."
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Option(help="CSV or Parquet file, or a SQLAlchemy URL.")],
+    target: Annotated[str, typer.Option(help="The label column (yes/no, true/false, 1/0, y/n).")] = "Churn",
+    id_column: Annotated[Optional[str], typer.Option(help="Customer id column, kept out of the features.")] = None,
+    table: Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")] = None,
+    categorical: Annotated[Optional[list[str]], typer.Option(help="Force a column to be categorical.")] = None,
+    numeric: Annotated[Optional[list[str]], typer.Option(help="Force a column to be numeric.")] = None,
+    model_name: Annotated[Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment [env CHURN_EXPERIMENT].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split and the models.")] = 42,
+) -> None:
+    """Train the candidates, log them to MLflow and register the winner."""
+    from training.data import Source
+    from training.report import metrics_table
+    from training.train import train as run_training
+
+    settings = _settings(model_name=model_name, experiment=experiment)
+    result = run_training(
+        Source(data, table=table, query=query),
+        target=target,
+        id_column=id_column,
+        seed=seed,
+        settings=settings,
+        categorical=tuple(categorical or ()),
+        numeric=tuple(numeric or ()),
+    )
+    typer.echo(metrics_table(result))
+    typer.echo(f"\nWinner: {result.winner}  run {result.model_run_id}")
+    typer.echo(f"Registered {result.model_name} version {result.version} (parent run {result.parent_run_id}).")
+
+
+@app.command()
+def promote(
+    version: Annotated[Optional[str], typer.Option(help="Version to make champion.")] = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Promote the newest version only if it earns more.")] = False,
+    data: Annotated[Optional[str], typer.Option(help="With --auto: held-out customers to compare on.")] = None,
+    model_name: Annotated[Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")] = None,
+) -> None:
+    """Point the `champion` alias at a version; the service serves whatever it points at."""
+    from training.data import Source
+    from training.promote import promote_auto, promote_version
+
+    if (version is None) == (not auto):
+        raise UserError("Give exactly one of --version N or --auto.")
+    settings = _settings(model_name=model_name)
+    if version is not None:
+        result = promote_version(version, settings)
+    else:
+        result = promote_auto(settings, Source(data) if data else None)
+    alias = f"{settings.model_name}@{settings.model_alias}"
+    if result.challenger_profit is not None:
+        typer.echo(
+            f"Expected profit per customer: challenger v{result.challenger_version} "
+            f"{result.challenger_profit:.2f}, champion {result.champion_profit:.2f}."
+        )
+    messages = {
+        "first": f"{alias} -> version {result.champion_version} (first version).",
+        "promoted": f"{alias} -> version {result.champion_version}.",
+        "kept": f"{alias} stays at version {result.champion_version}.",
+    }
+    typer.echo(messages[result.decision])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mlflow.store", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

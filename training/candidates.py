@@ -1,0 +1,101 @@
+"""The candidate estimators. Each takes prepared features and returns churn probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier
+from category_encoders import CatBoostEncoder
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from training.features import FeatureSpec
+
+CandidateName = Literal["logistic_regression", "catboost"]
+EARLY_STOPPING_ROUNDS = 100
+
+
+class ChurnEstimator(Protocol):
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FittedCandidate:
+    name: CandidateName
+    estimator: ChurnEstimator
+    params: dict[str, Any]
+
+    def churn_probability(self, features: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(features))[:, 1]
+
+    def feature_importance(self, spec: FeatureSpec) -> pd.Series:
+        if isinstance(self.estimator, CatBoostClassifier):
+            values = self.estimator.get_feature_importance()
+        else:
+            logistic = self.estimator.named_steps["model"]  # type: ignore[attr-defined]
+            values = np.abs(logistic.coef_[0])
+            transformer = self.estimator.named_steps["encode"]  # type: ignore[attr-defined]
+            order = [name.split("__", 1)[1] for name in transformer.get_feature_names_out()]
+            return pd.Series(values, index=order).reindex(spec.names).sort_values()
+        return pd.Series(values, index=spec.names).sort_values()
+
+
+def fit_logistic_regression(
+    spec: FeatureSpec, train: pd.DataFrame, y_train: np.ndarray, seed: int
+) -> FittedCandidate:
+    params: dict[str, Any] = {"C": 1.0, "max_iter": 2000, "encoder": "CatBoostEncoder"}
+    encode = ColumnTransformer(
+        [
+            ("categorical", CatBoostEncoder(random_state=seed), spec.categorical),
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                spec.numeric,
+            ),
+        ]
+    )
+    pipeline = Pipeline(
+        [
+            ("encode", encode),
+            ("model", LogisticRegression(C=params["C"], max_iter=params["max_iter"])),
+        ]
+    )
+    pipeline.fit(train, y_train)
+    return FittedCandidate("logistic_regression", pipeline, params)
+
+
+def fit_catboost(
+    spec: FeatureSpec,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    seed: int,
+    iterations: int,
+    threads: int,
+) -> FittedCandidate:
+    params: dict[str, Any] = {
+        "iterations": iterations,
+        "learning_rate": 0.03,
+        "depth": 6,
+        "l2_leaf_reg": 5.0,
+        "loss_function": "Logloss",
+        "random_seed": seed,
+        "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
+    }
+    model = CatBoostClassifier(
+        **params,
+        cat_features=spec.categorical,
+        thread_count=threads,
+        verbose=False,
+        allow_writing_files=False,
+    )
+    model.fit(train, y_train, eval_set=(valid, y_valid), use_best_model=True)
+    params["best_iteration"] = model.get_best_iteration()
+    return FittedCandidate("catboost", model, params)

@@ -1,0 +1,180 @@
+"""Read a customer table from CSV, Parquet or SQL and check it is fit to train on."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.errors import UserError
+
+log = logging.getLogger(__name__)
+
+POSITIVE_LABELS = frozenset({"yes", "true", "1", "y", "1.0", "churn", "churned"})
+NEGATIVE_LABELS = frozenset({"no", "false", "0", "n", "0.0", "stay", "stayed"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a table lives: a file path, or a SQLAlchemy URL with a table name or a query."""
+
+    location: str
+    table: str | None = None
+    query: str | None = None
+
+    @property
+    def is_sql(self) -> bool:
+        return "://" in self.location
+
+    def describe(self) -> str:
+        if not self.is_sql:
+            return self.location
+        url = self.location.split("@")[-1]  # keep passwords out of logs
+        return f"{url} ({self.query or self.table})"
+
+
+@dataclass(frozen=True)
+class LabelledTable:
+    """A validated table: raw feature columns, the 0/1 target and the optional ids."""
+
+    features: pd.DataFrame
+    target: np.ndarray
+    ids: pd.Series | None
+    label_mapping: dict[str, int]
+
+
+def read_table(source: Source) -> pd.DataFrame:
+    table = _read_sql(source) if source.is_sql else _read_file(Path(source.location))
+    if table.empty or len(table.columns) == 0:
+        raise UserError(f"{source.describe()} has no rows.")
+    return table
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise UserError(f"Data file {path} does not exist.")
+    if path.is_dir() or path.stat().st_size == 0:
+        raise UserError(f"Data file {path} is empty.")
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=False, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(
+            f"Could not parse {path}: {_first_line(exc)}. "
+            "Expected a CSV file with a header row, or a Parquet file."
+        ) from exc
+    except Exception as exc:  # pyarrow raises its own error types for corrupt Parquet
+        raise UserError(f"Could not parse {path}: {_first_line(exc)}") from exc
+
+
+def _read_sql(source: Source) -> pd.DataFrame:
+    import sqlalchemy
+
+    if (source.table is None) == (source.query is None):
+        raise UserError("A SQL source needs exactly one of --table or --query.")
+    try:
+        engine = sqlalchemy.create_engine(source.location)
+    except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
+        raise UserError(f"Not a usable SQLAlchemy URL: {source.describe()}: {exc}") from exc
+    try:
+        with engine.connect() as connection:
+            if source.table is not None:
+                return pd.read_sql_table(source.table, connection)
+            return pd.read_sql_query(sqlalchemy.text(source.query or ""), connection)
+    except ValueError as exc:
+        raise UserError(f"Table {source.table!r} not found at {source.describe()}.") from exc
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise UserError(f"Could not read {source.describe()}: {_first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def validate(
+    table: pd.DataFrame,
+    target: str,
+    id_column: str | None,
+    min_rows: int,
+) -> LabelledTable:
+    """Check the table can train a binary churn model; every problem becomes a UserError."""
+    _require_column(table, target, "target")
+    if id_column is not None:
+        _require_column(table, id_column, "id")
+    labelled = table[table[target].notna() & (table[target].astype(str).str.strip() != "")]
+    dropped = len(table) - len(labelled)
+    if dropped:
+        log.warning("Dropped %d rows with a blank %r label.", dropped, target)
+    if len(labelled) < min_rows:
+        raise UserError(
+            f"Too few rows to train: {len(labelled)} labelled rows, at least {min_rows} needed."
+        )
+    y, mapping = encode_labels(labelled[target], target)
+    ids = None
+    if id_column is not None:
+        ids = labelled[id_column]
+        _require_unique(ids, id_column)
+    for label, count in zip(("non-churners", "churners"), np.bincount(y, minlength=2), strict=True):
+        if count < 10:
+            raise UserError(
+                f"Too few {label} to train: {count} in column {target!r}, at least 10 needed."
+            )
+    features = labelled.drop(columns=[c for c in (target, id_column) if c is not None])
+    if features.shape[1] == 0:
+        raise UserError(f"No feature columns left besides {target!r} and {id_column!r}.")
+    return LabelledTable(
+        features=features.reset_index(drop=True),
+        target=y,
+        ids=None if ids is None else ids.reset_index(drop=True),
+        label_mapping=mapping,
+    )
+
+
+def encode_labels(labels: pd.Series, target: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Map Yes/No, True/False, 1/0, Y/N (any case) to 1/0; anything else is a UserError."""
+    text = labels.astype(str).str.strip()
+    lowered = text.str.lower()
+    positive = lowered.isin(POSITIVE_LABELS)
+    negative = lowered.isin(NEGATIVE_LABELS)
+    unknown = ~(positive | negative)
+    if unknown.any():
+        counts = text[unknown].value_counts().head(10)
+        shown = ", ".join(f"{value!r} ({count})" for value, count in counts.items())
+        raise UserError(
+            f"Target column {target!r} is not binary: {int(unknown.sum())} rows have values "
+            f"that are not yes/no, true/false, 1/0 or y/n: {shown}."
+        )
+    present = sorted(set(lowered))
+    if not (positive.any() and negative.any()):
+        raise UserError(
+            f"Target column {target!r} has only one class ({', '.join(present)}); "
+            "training needs both churners and non-churners."
+        )
+    mapping = {value: int(value.lower() in POSITIVE_LABELS) for value in sorted(set(text))}
+    return positive.to_numpy(dtype=np.int64), mapping
+
+
+def _require_column(table: pd.DataFrame, column: str, role: str) -> None:
+    if column not in table.columns:
+        raise UserError(
+            f"The {role} column {column!r} is not in the table. "
+            f"Columns present: {', '.join(map(str, table.columns))}."
+        )
+
+
+def _require_unique(ids: pd.Series, id_column: str) -> None:
+    duplicated = ids[ids.duplicated(keep=False)]
+    if duplicated.empty:
+        return
+    examples = ", ".join(map(repr, duplicated.drop_duplicates().head(5)))
+    raise UserError(
+        f"The id column {id_column!r} has {duplicated.nunique()} duplicated ids "
+        f"({len(duplicated)} rows), for example {examples}."
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,189 @@
+"""FeatureSpec: which columns a model reads, of which kind, and how raw values become features.
+
+The same spec prepares rows in training, in the registered pyfunc model and behind HTTP, so a
+record takes one path everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+from training.errors import UserError
+
+FeatureKind = Literal["numeric", "categorical"]
+MISSING_CATEGORY = "__missing__"
+# A text column counts as numeric when nearly all of its non-blank cells parse as numbers,
+# as with Telco's TotalCharges, whose blanks are new customers.
+NUMERIC_TEXT_SHARE = 0.98
+MAX_LEVELS_KEPT = 50
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: FeatureKind
+    levels: tuple[str, ...] = ()
+    median: float | None = None
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    features: tuple[Feature, ...]
+    id_column: str | None = None
+    target: str | None = None
+    example: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Raw rows → model features: numerics as float (blank → NaN), categoricals as text."""
+        missing = [name for name in self.names if name not in frame.columns]
+        if missing:
+            raise UserError(f"Missing feature columns: {', '.join(missing)}.")
+        prepared = {}
+        for feature in self.features:
+            column = frame[feature.name]
+            if feature.kind == "numeric":
+                prepared[feature.name] = to_numeric(column)
+            else:
+                prepared[feature.name] = to_category_text(column)
+        return pd.DataFrame(prepared, index=frame.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        features = tuple(
+            Feature(
+                name=f["name"],
+                kind=f["kind"],
+                levels=tuple(f.get("levels", ())),
+                median=f.get("median"),
+            )
+            for f in data["features"]
+        )
+        return cls(
+            features=features,
+            id_column=data.get("id_column"),
+            target=data.get("target"),
+            example=dict(data.get("example", {})),
+        )
+
+
+def infer_spec(
+    features: pd.DataFrame,
+    id_column: str | None = None,
+    target: str | None = None,
+    categorical: Iterable[str] = (),
+    numeric: Iterable[str] = (),
+) -> FeatureSpec:
+    """Infer each column's kind from its values; `categorical`/`numeric` override the guess."""
+    forced_categorical, forced_numeric = set(categorical), set(numeric)
+    unknown = (forced_categorical | forced_numeric) - set(features.columns)
+    if unknown:
+        raise UserError(
+            f"Cannot override the kind of {', '.join(sorted(unknown))}: not a feature column. "
+            f"Feature columns: {', '.join(map(str, features.columns))}."
+        )
+    both = forced_categorical & forced_numeric
+    if both:
+        raise UserError(f"Columns named as both numeric and categorical: {', '.join(sorted(both))}.")
+
+    inferred = []
+    for name in features.columns:
+        column = features[name]
+        if name in forced_categorical:
+            kind: FeatureKind = "categorical"
+        elif name in forced_numeric:
+            kind = "numeric"
+            _require_mostly_numeric(column, str(name))
+        else:
+            kind = "numeric" if _looks_numeric(column) else "categorical"
+        inferred.append(_describe(str(name), kind, column))
+    spec = FeatureSpec(features=tuple(inferred), id_column=id_column, target=target)
+    return FeatureSpec(
+        features=spec.features,
+        id_column=id_column,
+        target=target,
+        example=example_record(spec, features.iloc[0]),
+    )
+
+
+def example_record(spec: FeatureSpec, row: pd.Series) -> dict[str, Any]:
+    """A JSON-ready record of one row, with the types the serving schema expects."""
+    prepared = spec.prepare(row.to_frame().T)
+    record: dict[str, Any] = {}
+    for feature in spec.features:
+        value = prepared[feature.name].iloc[0]
+        if feature.kind == "numeric":
+            record[feature.name] = None if pd.isna(value) else float(value)
+        else:
+            record[feature.name] = str(value)
+    return record
+
+
+def to_numeric(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype("float64")
+    text = column.astype("string").str.strip()
+    return pd.to_numeric(text.replace("", pd.NA), errors="coerce").astype("float64")
+
+
+def to_category_text(column: pd.Series) -> pd.Series:
+    text = column.astype("string").str.strip()
+    return text.fillna(MISSING_CATEGORY).replace("", MISSING_CATEGORY).astype(object)
+
+
+def _looks_numeric(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    return _numeric_share(column) >= NUMERIC_TEXT_SHARE
+
+
+def _numeric_share(column: pd.Series) -> float:
+    text = column.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    if text.empty:
+        return 0.0
+    return float(pd.to_numeric(text, errors="coerce").notna().mean())
+
+
+def _require_mostly_numeric(column: pd.Series, name: str) -> None:
+    if pd.api.types.is_numeric_dtype(column) or _numeric_share(column) >= 0.5:
+        return
+    text = column.dropna().astype(str).str.strip()
+    bad = text[pd.to_numeric(text, errors="coerce").isna() & (text != "")]
+    raise UserError(
+        f"Column {name!r} cannot be numeric: values such as "
+        f"{', '.join(map(repr, bad.unique()[:5]))} are not numbers."
+    )
+
+
+def _describe(name: str, kind: FeatureKind, column: pd.Series) -> Feature:
+    if kind == "numeric":
+        values = to_numeric(column)
+        median = float(values.median()) if values.notna().any() else 0.0
+        return Feature(name=name, kind=kind, median=median)
+    counts = to_category_text(column).value_counts()
+    levels = tuple(str(level) for level in counts.index[:MAX_LEVELS_KEPT])
+    return Feature(name=name, kind=kind, levels=levels)
+

@@ -1,0 +1,48 @@
+"""Training configuration: one typed object read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_STORE = Path("mlruns")
+
+
+class Economics(BaseSettings):
+    """What a retention campaign earns and costs, per customer (Verbraken et al. 2013)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+
+    customer_value: PositiveFloat = 500.0
+    offer_cost: float = Field(default=50.0, ge=0)
+    contact_cost: float = Field(default=5.0, ge=0)
+    acceptance_rate: float = Field(default=0.3, gt=0, le=1)
+
+
+class TrainingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+
+    tracking_uri: str = Field(
+        default=f"sqlite:///{LOCAL_STORE}/mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI"),
+    )
+    artifact_root: Path = LOCAL_STORE / "artifacts"
+    model_name: str = "churn"
+    model_alias: str = "champion"
+    experiment: str = "churn"
+    catboost_iterations: PositiveInt = 2000
+    catboost_threads: int = Field(default=-1, description="-1 uses every core")
+    min_rows: PositiveInt = 200
+    economics: Economics = Field(default_factory=Economics)
+
+    @property
+    def uses_database_store(self) -> bool:
+        """True when runs go straight into a database, so this process owns artifact storage."""
+        return self.tracking_uri.split(":", 1)[0].split("+", 1)[0] in {
+            "sqlite",
+            "postgresql",
+            "mysql",
+            "mssql",
+        }

@@ -1,0 +1,238 @@
+"""Train the candidates, evaluate them, log every run and register the winner."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from mlflow.models import infer_signature
+from sklearn.model_selection import train_test_split
+
+from training import plots
+from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regression
+from training.data import LabelledTable, Source, read_table, validate
+from training.evaluate import Metrics, choose_threshold, evaluate
+from training.features import FeatureSpec, infer_spec
+from training.model import ChurnModel, RiskTiers
+from training.registry import connect, ensure_experiment
+from training.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
+
+TEST_SHARE = 0.2
+VALIDATION_SHARE = 0.2
+EVALUATION_ARTIFACT = "evaluation/test.parquet"
+TARGET_COLUMN_IN_ARTIFACT = "__churn__"
+MODEL_PACKAGES = ("mlflow", "catboost", "category-encoders", "scikit-learn", "pandas", "numpy")
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    y_train: np.ndarray
+    y_valid: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    candidate: FittedCandidate
+    threshold: float
+    tiers: RiskTiers
+    validation: Metrics
+    test: Metrics
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    parent_run_id: str
+    model_run_id: str
+    model_name: str
+    version: str
+    winner: str
+    results: list[CandidateResult]
+
+
+def split(table: LabelledTable, seed: int) -> Split:
+    """Stratified train/validation/test split, the same for the same data and seed."""
+    rest, test, y_rest, y_test = train_test_split(
+        table.features, table.target, test_size=TEST_SHARE, stratify=table.target, random_state=seed
+    )
+    train, valid, y_train, y_valid = train_test_split(
+        rest,
+        y_rest,
+        test_size=VALIDATION_SHARE / (1 - TEST_SHARE),
+        stratify=y_rest,
+        random_state=seed,
+    )
+    return Split(train, valid, test, y_train, y_valid, y_test)
+
+
+def fit_candidates(spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings) -> list[CandidateResult]:
+    train, valid, test = (spec.prepare(frame) for frame in (data.train, data.valid, data.test))
+    fitted = [
+        fit_logistic_regression(spec, train, data.y_train, seed),
+        fit_catboost(
+            spec,
+            train,
+            data.y_train,
+            valid,
+            data.y_valid,
+            seed,
+            settings.catboost_iterations,
+            settings.catboost_threads,
+        ),
+    ]
+    base_rate = float(np.mean(data.y_train))
+    results = []
+    for candidate in fitted:
+        valid_scores = candidate.churn_probability(valid)
+        threshold = choose_threshold(data.y_valid, valid_scores, settings.economics)
+        results.append(
+            CandidateResult(
+                candidate=candidate,
+                threshold=threshold,
+                tiers=RiskTiers.from_threshold(threshold, base_rate),
+                validation=evaluate(data.y_valid, valid_scores, threshold, settings.economics),
+                test=evaluate(
+                    data.y_test, candidate.churn_probability(test), threshold, settings.economics
+                ),
+            )
+        )
+    return results
+
+
+def pick_winner(results: list[CandidateResult]) -> CandidateResult:
+    """Best expected campaign profit on validation data; ROC-AUC breaks ties."""
+    return max(
+        results,
+        key=lambda r: (r.validation.expected_profit_per_customer, r.validation.roc_auc),
+    )
+
+
+def train(
+    source: Source,
+    target: str,
+    id_column: str | None,
+    seed: int,
+    settings: TrainingSettings,
+    categorical: tuple[str, ...] = (),
+    numeric: tuple[str, ...] = (),
+) -> TrainingResult:
+    table = validate(read_table(source), target, id_column, settings.min_rows)
+    spec = infer_spec(table.features, id_column, target, categorical, numeric)
+    log.info("Label mapping for %r: %s", target, table.label_mapping)
+    data = split(table, seed)
+    results = fit_candidates(spec, data, seed, settings)
+    winner = pick_winner(results)
+
+    client = connect(settings)
+    experiment_id = ensure_experiment(client, settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
+        mlflow.log_params(
+            {
+                "data": source.describe(),
+                "target": target,
+                "id_column": id_column,
+                "rows": len(table.target),
+                "seed": seed,
+                "label_mapping": table.label_mapping,
+                **{f"economics.{k}": v for k, v in settings.economics.model_dump().items()},
+            }
+        )
+        mlflow.log_dict(spec.to_dict(), "feature_spec.json")
+        mlflow.log_dict(table.label_mapping, "label_mapping.json")
+        logged = [_log_candidate(result, spec, data, experiment_id) for result in results]
+        winner = next(r for r in logged if r.candidate.name == winner.candidate.name)
+        mlflow.set_tag("winner", winner.candidate.name)
+        mlflow.log_metrics({f"winner.test.{k}": v for k, v in winner.test.as_dict().items()})
+
+    version = _register(winner, spec, data, settings)
+    return TrainingResult(
+        parent_run_id=parent.info.run_id,
+        model_run_id=winner.run_id,
+        model_name=settings.model_name,
+        version=version,
+        winner=winner.candidate.name,
+        results=logged,
+    )
+
+
+def _log_candidate(
+    result: CandidateResult, spec: FeatureSpec, data: Split, experiment_id: str
+) -> CandidateResult:
+    name = result.candidate.name
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as run:
+        mlflow.log_params({f"{name}.{k}": v for k, v in result.candidate.params.items()})
+        mlflow.log_params({"candidate": name, "threshold": result.threshold})
+        mlflow.log_metrics({f"test.{k}": v for k, v in result.test.as_dict().items()})
+        mlflow.log_metrics({f"valid.{k}": v for k, v in result.validation.as_dict().items()})
+        scores = result.candidate.churn_probability(spec.prepare(data.test))
+        figures = {
+            "plots/roc.png": plots.roc_figure(data.y_test, scores, name),
+            "plots/precision_recall.png": plots.precision_recall_figure(data.y_test, scores, name),
+            "plots/calibration.png": plots.calibration_figure(data.y_test, scores, name),
+            "plots/lift_gain.png": plots.lift_gain_figure(data.y_test, scores, name),
+            "plots/feature_importance.png": plots.importance_figure(
+                result.candidate.feature_importance(spec), name
+            ),
+        }
+        for path, figure in figures.items():
+            mlflow.log_figure(figure, path)
+            plt.close(figure)
+    return CandidateResult(
+        candidate=result.candidate,
+        threshold=result.threshold,
+        tiers=result.tiers,
+        validation=result.validation,
+        test=result.test,
+        run_id=run.info.run_id,
+    )
+
+
+def _register(
+    winner: CandidateResult, spec: FeatureSpec, data: Split, settings: TrainingSettings
+) -> str:
+    model = ChurnModel(
+        spec=spec,
+        estimator=winner.candidate.estimator,
+        candidate=winner.candidate.name,
+        threshold=winner.threshold,
+        tiers=winner.tiers,
+    )
+    example = spec.prepare(data.test.head(5))
+    signature = infer_signature(example, model.churn_probability(example))
+    with mlflow.start_run(run_id=winner.run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=signature,
+            input_example=example,
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=[f"{p}=={package_version(p)}" for p in MODEL_PACKAGES],
+            registered_model_name=settings.model_name,
+            metadata={"candidate": winner.candidate.name, "threshold": winner.threshold},
+        )
+        mlflow.log_dict(model.describe(), "decision.json")
+        with tempfile.TemporaryDirectory() as folder:
+            evaluation = data.test.assign(**{TARGET_COLUMN_IN_ARTIFACT: data.y_test})
+            path = Path(folder) / Path(EVALUATION_ARTIFACT).name
+            evaluation.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), Path(EVALUATION_ARTIFACT).parent.as_posix())
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    tags = {f"test.{k}": f"{v:.6g}" for k, v in winner.test.as_dict().items()}
+    tags |= {"candidate": winner.candidate.name, "threshold": f"{winner.threshold:.6g}"}
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.model_name, version, key, value)
+    return version
