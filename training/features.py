@@ -97,7 +97,7 @@ def infer_spec(
     unknown = (forced_categorical | forced_numeric) - set(features.columns)
     if unknown:
         raise UserError(
-            f"Cannot override the kind of {', '.join(sorted(unknown))}: not a feature column. "
+            f"Cannot override the kind of {', '.join(map(repr, sorted(unknown)))}: not a feature column. "
             f"Feature columns: {', '.join(map(str, features.columns))}."
         )
     both = forced_categorical & forced_numeric

@@ -12,6 +12,8 @@ import pandas as pd
 from training.candidates import ChurnEstimator
 from training.features import FeatureSpec
 
+# Travels inside the MLflow model, so a server can read the spec without unpickling the model.
+MODEL_DESCRIPTION_FILE = "churn_model.json"
 RiskTier = Literal["low", "medium", "high"]
 TIER_NAMES = np.array(["low", "medium", "high"], dtype=object)
 

@@ -51,32 +51,34 @@ def promote_auto(settings: TrainingSettings, holdout: Source | None = None) -> P
     challenger = latest_version(client, settings.model_name)
     current = champion(client, settings.model_name, settings.model_alias)
     name, alias = settings.model_name, settings.model_alias
+    challenger_version = str(challenger.version)
     if current is None:
-        set_alias(client, name, alias, challenger.version)
-        client.set_model_version_tag(name, challenger.version, "promotion.decision", "first")
-        return PromotionResult("first", challenger.version, challenger.version)
-    if current.version == challenger.version:
-        return PromotionResult("kept", current.version, challenger.version)
+        set_alias(client, name, alias, challenger_version)
+        client.set_model_version_tag(name, challenger_version, "promotion.decision", "first")
+        return PromotionResult("first", challenger_version, challenger_version)
+    current_version = str(current.version)
+    if current_version == challenger_version:
+        return PromotionResult("kept", current_version, challenger_version)
 
     customers, churned = _evaluation_data(client, challenger.run_id, holdout, settings)
-    challenger_profit = _profit(f"models:/{name}/{challenger.version}", customers, churned, settings)
-    champion_profit = _profit(f"models:/{name}/{current.version}", customers, churned, settings)
+    challenger_profit = _profit(f"models:/{name}/{challenger_version}", customers, churned, settings)
+    champion_profit = _profit(f"models:/{name}/{current_version}", customers, churned, settings)
     won = challenger_profit > champion_profit
     decision: Decision = "promoted" if won else "kept"
     if won:
-        set_alias(client, name, alias, challenger.version)
+        set_alias(client, name, alias, challenger_version)
     tags = {
         "promotion.decision": decision,
-        "promotion.compared_with": current.version,
+        "promotion.compared_with": current_version,
         "promotion.challenger_profit_per_customer": f"{challenger_profit:.6g}",
         "promotion.champion_profit_per_customer": f"{champion_profit:.6g}",
     }
     for key, value in tags.items():
-        client.set_model_version_tag(name, challenger.version, key, value)
+        client.set_model_version_tag(name, challenger_version, key, value)
     return PromotionResult(
         decision,
-        champion_version=challenger.version if won else current.version,
-        challenger_version=challenger.version,
+        champion_version=challenger_version if won else current_version,
+        challenger_version=challenger_version,
         challenger_profit=challenger_profit,
         champion_profit=champion_profit,
     )

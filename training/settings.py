@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_STORE = Path("mlruns")
+DEFAULT_TRACKING_URI = f"sqlite:///{LOCAL_STORE}/mlflow.db"
 
 
 class Economics(BaseSettings):
@@ -22,10 +23,10 @@ class Economics(BaseSettings):
 
 
 class TrainingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore", populate_by_name=True)
 
     tracking_uri: str = Field(
-        default=f"sqlite:///{LOCAL_STORE}/mlflow.db",
+        default=DEFAULT_TRACKING_URI,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI"),
     )
     artifact_root: Path = LOCAL_STORE / "artifacts"

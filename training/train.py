@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regr
 from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
 from training.features import FeatureSpec, infer_spec
-from training.model import ChurnModel, RiskTiers
+from training.model import MODEL_DESCRIPTION_FILE, ChurnModel, RiskTiers
 from training.registry import connect, ensure_experiment
 from training.settings import TrainingSettings
 
@@ -212,10 +213,13 @@ def _register(
     )
     example = spec.prepare(data.test.head(5))
     signature = infer_signature(example, model.churn_probability(example))
-    with mlflow.start_run(run_id=winner.run_id):
+    with mlflow.start_run(run_id=winner.run_id), tempfile.TemporaryDirectory() as folder:
+        description = Path(folder) / MODEL_DESCRIPTION_FILE
+        description.write_text(json.dumps(model.describe(), indent=2))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
+            artifacts={"description": str(description)},
             signature=signature,
             input_example=example,
             code_paths=[str(Path(__file__).parent)],
@@ -223,12 +227,10 @@ def _register(
             registered_model_name=settings.model_name,
             metadata={"candidate": winner.candidate.name, "threshold": winner.threshold},
         )
-        mlflow.log_dict(model.describe(), "decision.json")
-        with tempfile.TemporaryDirectory() as folder:
-            evaluation = data.test.assign(**{TARGET_COLUMN_IN_ARTIFACT: data.y_test})
-            path = Path(folder) / Path(EVALUATION_ARTIFACT).name
-            evaluation.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), Path(EVALUATION_ARTIFACT).parent.as_posix())
+        evaluation = data.test.assign(**{TARGET_COLUMN_IN_ARTIFACT: data.y_test})
+        path = Path(folder) / Path(EVALUATION_ARTIFACT).name
+        evaluation.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), Path(EVALUATION_ARTIFACT).parent.as_posix())
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
     tags = {f"test.{k}": f"{v:.6g}" for k, v in winner.test.as_dict().items()}

@@ -1,0 +1,112 @@
+"""BentoML service: serves the MLflow model version that the `champion` alias points at.
+
+`make bento` imports that version into the BentoML store. This module reads the request schema
+from the model's own signature, scores adaptive batches with the model's own preprocessing, and
+answers with the model's threshold and risk tiers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import pandas as pd
+from fastapi import FastAPI
+from mlflow.models import Model as MLflowModel
+
+from serving import metrics
+from serving.champion import example_customer, model_description
+from serving.schema import Prediction, customer_model, request_model
+from serving.settings import ServingSettings
+from training.model import ChurnModel
+
+SETTINGS = ServingSettings()
+CHAMPION = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
+if CHAMPION.stored is None:
+    raise SystemExit(
+        f"No model {SETTINGS.model_name!r} in the BentoML store; run `make bento` "
+        "(or `python -m serving import-champion`) first."
+    )
+MLFLOW_MODEL_DIR = Path(CHAMPION.stored.path_of("mlflow_model"))
+SIGNATURE = MLflowModel.load(MLFLOW_MODEL_DIR).signature
+DESCRIPTION = model_description(CHAMPION.stored)
+ID_COLUMN: str | None = DESCRIPTION["feature_spec"]["id_column"]
+EXAMPLE_CUSTOMER = example_customer(CHAMPION.stored)
+EXAMPLE_INPUT = {"customers": [EXAMPLE_CUSTOMER]}
+
+Customer = customer_model(SIGNATURE, ID_COLUMN, EXAMPLE_CUSTOMER)
+PredictRequest = request_model(Customer, SETTINGS.max_customers_per_request, EXAMPLE_CUSTOMER)
+
+http_routes = FastAPI()
+
+
+@bentoml.service(
+    name="churn",
+    workers=SETTINGS.workers,
+    http={"port": SETTINGS.port},
+    traffic={"timeout": 30},
+    metrics={"enabled": True},
+)
+@bentoml.asgi_app(http_routes, path="/")
+class ChurnService:
+    champion = CHAMPION
+
+    def __init__(self) -> None:
+        labels = self.champion.info.labels
+        pyfunc = bentoml.mlflow.load_model(self.champion)
+        self.model: ChurnModel = pyfunc.unwrap_python_model()
+        self.version = labels.get("version", "unknown")
+        self.info = {
+            "name": labels.get("registered_model", SETTINGS.model_name),
+            "version": self.version,
+            "run_id": labels.get("run_id"),
+            "bento_model": str(self.champion.tag),
+            "candidate": self.model.candidate,
+            "threshold": self.model.threshold,
+            "risk_tiers": DESCRIPTION["risk_tiers"],
+            "test_metrics": _test_metrics(self.champion.info.metadata),
+            "features": DESCRIPTION["feature_spec"]["features"],
+            "id_column": ID_COLUMN,
+        }
+        metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
+
+    def __is_ready__(self) -> bool:
+        return self.model is not None
+
+    @bentoml.api(
+        batchable=True,
+        input_spec=PredictRequest,
+        max_batch_size=SETTINGS.max_batch_size,
+        max_latency_ms=SETTINGS.max_latency_ms,
+    )
+    def predict(self, customers: list[Any]) -> list[Prediction]:
+        """Churn probability, decision and risk tier for each customer, in request order."""
+        records = pd.DataFrame([customer.model_dump(by_alias=True) for customer in customers])
+        decisions = self.model.decide(records)
+        metrics.record_predictions(decisions.probability, decisions.tier)
+        ids = [getattr(customer, "customer_id", None) for customer in customers]
+        return [
+            Prediction(
+                customer_id=None if customer_id is None else str(customer_id),
+                churn_probability=float(probability),
+                churn=bool(churn),
+                risk_tier=tier,
+                model_version=self.version,
+            )
+            for customer_id, probability, churn, tier in zip(
+                ids, decisions.probability, decisions.churn, decisions.tier, strict=True
+            )
+        ]
+
+    @http_routes.get("/model")
+    def model_card(self) -> dict[str, Any]:
+        """Name, version, run id, test metrics, threshold and feature schema of the served model."""
+        return self.info
+
+
+def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
+    tags = json.loads(metadata.get("version_tags", "{}"))
+    return {key.removeprefix("test."): float(value) for key, value in tags.items() if key.startswith("test.")}
+

@@ -1,0 +1,1 @@
+"""Everything the BentoML service needs besides `service.py` itself."""

@@ -1,0 +1,61 @@
+"""`python -m serving import-champion`: copy the promoted model into the BentoML store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+
+import bentoml
+
+import typer
+
+from serving.champion import example_customer, import_champion
+from serving.settings import ServingSettings
+from training.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def cli() -> None:
+    """Serving helpers."""
+
+
+@app.command("import-champion")
+def import_champion_command() -> None:
+    """Import models:/<CHURN_MODEL_NAME>@<CHURN_MODEL_ALIAS> into the BentoML model store."""
+    model = import_champion(ServingSettings())
+    labels = model.info.labels
+    typer.echo(
+        f"BentoML model {model.tag} = {labels['registered_model']} version {labels['version']} "
+        f"(run {labels['run_id']})"
+    )
+
+
+@app.command("example-request")
+def example_request_command() -> None:
+    """Print a curl command that scores one real customer with the newest imported model."""
+    settings = ServingSettings()
+    try:
+        model = bentoml.models.get(f"{settings.model_name}:latest")
+    except bentoml.exceptions.NotFound as exc:
+        raise UserError(f"No {settings.model_name!r} model in the BentoML store yet.") from exc
+    body = json.dumps({"customers": [example_customer(model)]})
+    typer.echo(
+        f"curl -s -X POST http://localhost:{settings.port}/predict "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+if __name__ == "__main__":
+    main()

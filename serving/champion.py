@@ -1,0 +1,78 @@
+"""Import the registry's champion into the BentoML model store (the first step of `make bento`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from serving.settings import ServingSettings
+from training.errors import UserError
+from training.model import MODEL_DESCRIPTION_FILE
+
+log = logging.getLogger(__name__)
+
+
+def champion_labels(settings: ServingSettings) -> dict[str, str]:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+    except mlflow.exceptions.MlflowException as exc:
+        raise UserError(
+            f"No {settings.model_name}@{settings.model_alias} in the registry at "
+            f"{settings.tracking_uri}. Train and promote a model first: "
+            "`python -m training train ...` then `python -m training promote --auto`."
+        ) from exc
+    return {
+        "registered_model": settings.model_name,
+        "alias": settings.model_alias,
+        "version": str(version.version),
+        "run_id": str(version.run_id),
+    }
+
+
+def import_champion(settings: ServingSettings) -> bentoml.Model:
+    """Import `models:/<name>@<alias>` unless the newest import already is that version."""
+    labels = champion_labels(settings)
+    try:
+        imported = bentoml.models.list(settings.model_name)
+    except bentoml.exceptions.NotFound:
+        imported = []
+    existing = sorted(imported, key=lambda m: m.info.creation_time)
+    if existing and existing[-1].info.labels == labels:
+        log.info("%s is already the newest import of version %s.", existing[-1].tag, labels["version"])
+        return existing[-1]
+    uri = f"models:/{settings.model_name}/{labels['version']}"
+    model = bentoml.mlflow.import_model(
+        settings.model_name, uri, labels=labels, metadata=_metadata(settings, labels)
+    )
+    log.info("Imported %s as %s.", uri, model.tag)
+    return model
+
+
+def _metadata(settings: ServingSettings, labels: dict[str, str]) -> dict[str, Any]:
+    """The version's tags (test metrics among them), so the bento can report them offline."""
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    version = client.get_model_version(settings.model_name, labels["version"])
+    return {"version_tags": json.dumps(dict(version.tags), sort_keys=True)}
+
+
+def model_description(model: bentoml.Model) -> dict[str, Any]:
+    """The ChurnModel's own description (spec, threshold, tiers), read without unpickling it."""
+    path = Path(model.path_of("mlflow_model")) / "artifacts" / MODEL_DESCRIPTION_FILE
+    return dict(json.loads(path.read_text()))
+
+
+def example_customer(model: bentoml.Model) -> dict[str, Any]:
+    """One real customer record from the training data, as the request schema expects it."""
+    spec = model_description(model)["feature_spec"]
+    example = dict(spec["example"])
+    if spec["id_column"] is not None:
+        example = {spec["id_column"]: "0001-EXAMPLE", **example}
+    return example

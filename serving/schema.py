@@ -1,0 +1,81 @@
+"""Request and response models built from the served model's own MLflow signature.
+
+A model trained on any customer table is served without code changes: its signature names the
+feature columns and their types, and `/docs` shows exactly those fields.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any, Literal
+
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, DataType
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+NUMERIC_TYPES = {DataType.double, DataType.float, DataType.integer, DataType.long}
+
+
+class Prediction(BaseModel):
+    customer_id: str | None = Field(default=None, description="Echoed from the request, if sent.")
+    churn_probability: float = Field(ge=0.0, le=1.0)
+    churn: bool = Field(description="True when the probability reaches the model's threshold.")
+    risk_tier: Literal["low", "medium", "high"]
+    model_version: str
+
+
+def customer_model(
+    signature: ModelSignature, id_column: str | None, example: dict[str, Any]
+) -> type[BaseModel]:
+    """One pydantic field per signature column; numerics accept null as missing."""
+    fields: dict[str, Any] = {}
+    for index, column in enumerate(_columns(signature)):
+        python_type: Any = float | None if column.type in NUMERIC_TYPES else str
+        fields[_field_name(column.name, index)] = (
+            python_type,
+            Field(alias=column.name, examples=[example.get(column.name)]),
+        )
+    if id_column is not None:
+        fields["customer_id"] = (
+            str | int | None,
+            Field(default=None, alias=id_column, description="Echoed back in the prediction."),
+        )
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "Customer",
+        __config__=ConfigDict(populate_by_name=True, extra="ignore"),
+        **fields,
+    )
+
+
+def request_model(customer: type[BaseModel], max_customers: int, example: dict[str, Any]) -> type[BaseModel]:
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "PredictRequest",
+        customers=(
+            list[customer],  # type: ignore[valid-type]
+            Field(
+                min_length=1,
+                max_length=max_customers,
+                description=f"1 to {max_customers} customers, scored in order.",
+                examples=[[example]],
+            ),
+        ),
+    )
+
+
+def feature_names(signature: ModelSignature) -> list[str]:
+    return [str(column.name) for column in _columns(signature)]
+
+
+def _columns(signature: ModelSignature) -> list[ColSpec]:
+    inputs = signature.inputs
+    if inputs is None or not inputs.has_input_names():
+        raise ValueError("The served model's signature has no named input columns.")
+    return [column for column in inputs.inputs if isinstance(column, ColSpec)]
+
+
+def _field_name(column: str | None, index: int) -> str:
+    name = re.sub(r"\W", "_", str(column))
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith(("_", "model_")) or name == "customer_id":
+        name = f"feature_{index}"
+    return name

@@ -1,0 +1,108 @@
+"""Real back ends: MLflow on SQLite, on PostgreSQL and behind an `mlflow server` process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from training.data import Source
+from training.settings import TrainingSettings
+from training.train import TrainingResult, train
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+POSTGRES_ADMIN_URL = os.environ.get("CHURN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Few trees keep the suite quick; early stopping still runs.
+FAST = {"catboost_iterations": 150, "min_rows": 200}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def quick_settings(tracking_uri: str, artifact_root: Path, **overrides: object) -> TrainingSettings:
+    return TrainingSettings(
+        tracking_uri=tracking_uri,  # type: ignore[call-arg]
+        artifact_root=artifact_root,
+        **{**FAST, **overrides},  # type: ignore[arg-type]
+    )
+
+
+def train_quickly(settings: TrainingSettings, data: Path, seed: int = 42) -> TrainingResult:
+    return train(Source(str(data)), target="Churn", id_column="customerID", seed=seed, settings=settings)
+
+
+@pytest.fixture(scope="session")
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    import psycopg
+
+    name = f"churn_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination", str(folder / "artifacts"),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", "1",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "server.log").open("wb"),
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)

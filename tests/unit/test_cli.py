@@ -1,0 +1,56 @@
+"""The CLI turns user mistakes into a short message and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data", "no/such/file.csv"], "does not exist"),
+        (["train", "--data", "{csv}", "--target", "Churned"], "Columns present: customerID"),
+        (["train", "--data", "{csv}", "--id-column", "gender"], "duplicated ids"),
+        (["promote"], "exactly one of --version N or --auto"),
+        (["train", "--data", "{csv}", "--rows"], "No such option"),
+    ],
+)
+def test_user_errors_exit_2_with_a_message(customers_csv: Path, args: list[str], message: str) -> None:
+    result = _run(*(arg.replace("{csv}", str(customers_csv)) for arg in args))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_non_binary_target_is_reported(tmp_path: Path, customers: pd.DataFrame) -> None:
+    path = tmp_path / "bad.csv"
+    customers.assign(Churn=customers["Churn"].where(customers.index % 100 != 0, "?")).to_csv(path, index=False)
+    result = _run("train", "--data", str(path), "--id-column", "customerID")
+    assert result.returncode == 2
+    assert "'?' (30)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_synth_writes_the_requested_rows(tmp_path: Path) -> None:
+    out = tmp_path / "customers.parquet"
+    result = _run("synth", "--rows", "1000", "--seed", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_parquet(out)) == 1000

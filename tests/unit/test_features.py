@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.errors import UserError
+from training.features import MISSING_CATEGORY, FeatureSpec, infer_spec
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "plan": ["basic", "pro", None, "pro"],
+            "senior": [0, 1, 0, 1],
+            "total": ["10.5", " ", "30", "40.25"],  # Telco's TotalCharges: text with blanks
+            "active": [True, False, True, True],
+        }
+    )
+
+
+def test_kinds_are_inferred_from_values() -> None:
+    spec = infer_spec(_frame())
+    kinds = {feature.name: feature.kind for feature in spec.features}
+    assert kinds == {"plan": "categorical", "senior": "numeric", "total": "numeric", "active": "categorical"}
+
+
+def test_the_user_can_override_a_kind() -> None:
+    spec = infer_spec(_frame(), categorical=["senior"])
+    assert spec.categorical == ["plan", "senior", "active"]
+
+
+def test_an_override_naming_no_column_is_refused() -> None:
+    with pytest.raises(UserError, match="'tenure': not a feature column"):
+        infer_spec(_frame(), numeric=["tenure"])
+
+
+def test_forcing_text_to_numeric_names_the_bad_values() -> None:
+    with pytest.raises(UserError, match="'plan' cannot be numeric.*'basic'"):
+        infer_spec(_frame(), numeric=["plan"])
+
+
+def test_blank_numeric_cells_become_missing_and_missing_categories_a_level() -> None:
+    prepared = infer_spec(_frame()).prepare(_frame())
+    assert np.isnan(prepared.loc[1, "total"])
+    assert prepared["total"].dtype == np.float64
+    assert prepared.loc[2, "plan"] == MISSING_CATEGORY
+
+
+def test_prepare_names_missing_columns() -> None:
+    spec = infer_spec(_frame())
+    with pytest.raises(UserError, match="Missing feature columns: total"):
+        spec.prepare(_frame().drop(columns=["total"]))
+
+
+def test_the_spec_round_trips_through_json_ready_dicts() -> None:
+    spec = infer_spec(_frame(), id_column="id", target="Churn")
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    assert spec.example == {"plan": "basic", "senior": 0.0, "total": 10.5, "active": "True"}
