@@ -75,7 +75,7 @@ class ChurnService:
     def __is_ready__(self) -> bool:
         return self.model is not None
 
-    @bentoml.api(
+    @bentoml.api(  # type: ignore[untyped-decorator]
         batchable=True,
         input_spec=PredictRequest,
         max_batch_size=SETTINGS.max_batch_size,
@@ -108,5 +108,8 @@ class ChurnService:
 
 def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
     tags = json.loads(metadata.get("version_tags", "{}"))
-    return {key.removeprefix("test."): float(value) for key, value in tags.items() if key.startswith("test.")}
-
+    return {
+        key.removeprefix("test."): float(value)
+        for key, value in tags.items()
+        if key.startswith("test.")
+    }

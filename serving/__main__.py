@@ -8,7 +8,6 @@ import shlex
 import sys
 
 import bentoml
-
 import typer
 
 from serving.champion import example_customer, import_champion
@@ -56,6 +55,7 @@ def main() -> None:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
 
 if __name__ == "__main__":
     main()

@@ -46,10 +46,12 @@ def import_champion(settings: ServingSettings) -> bentoml.Model:
         imported = []
     existing = sorted(imported, key=lambda m: m.info.creation_time)
     if existing and existing[-1].info.labels == labels:
-        log.info("%s is already the newest import of version %s.", existing[-1].tag, labels["version"])
+        log.info(
+            "%s is already the newest import of version %s.", existing[-1].tag, labels["version"]
+        )
         return existing[-1]
     uri = f"models:/{settings.model_name}/{labels['version']}"
-    model = bentoml.mlflow.import_model(
+    model: bentoml.Model = bentoml.mlflow.import_model(
         settings.model_name, uri, labels=labels, metadata=_metadata(settings, labels)
     )
     log.info("Imported %s as %s.", uri, model.tag)

@@ -32,9 +32,10 @@ def customer_model(
     fields: dict[str, Any] = {}
     for index, column in enumerate(_columns(signature)):
         python_type: Any = float | None if column.type in NUMERIC_TYPES else str
-        fields[_field_name(column.name, index)] = (
+        name = str(column.name)
+        fields[_field_name(name, index)] = (
             python_type,
-            Field(alias=column.name, examples=[example.get(column.name)]),
+            Field(alias=name, examples=[example.get(name)]),
         )
     if id_column is not None:
         fields["customer_id"] = (
@@ -48,7 +49,9 @@ def customer_model(
     )
 
 
-def request_model(customer: type[BaseModel], max_customers: int, example: dict[str, Any]) -> type[BaseModel]:
+def request_model(
+    customer: type[BaseModel], max_customers: int, example: dict[str, Any]
+) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload, no-any-return]
         "PredictRequest",
         customers=(
@@ -76,6 +79,11 @@ def _columns(signature: ModelSignature) -> list[ColSpec]:
 
 def _field_name(column: str | None, index: int) -> str:
     name = re.sub(r"\W", "_", str(column))
-    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith(("_", "model_")) or name == "customer_id":
+    if (
+        not name.isidentifier()
+        or keyword.iskeyword(name)
+        or name.startswith(("_", "model_"))
+        or name == "customer_id"
+    ):
         name = f"feature_{index}"
     return name

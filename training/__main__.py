@@ -24,8 +24,12 @@ def _settings(**overrides: object) -> TrainingSettings:
 @app.command()
 def synth(
     rows: Annotated[int, typer.Option(min=1, help="How many customers to write.")] = 5000,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same table.")] = 42,
-    out: Annotated[Path, typer.Option(help="Output .csv or .parquet file.")] = Path("data/customers.csv"),
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed writes the same table.")
+    ] = 42,
+    out: Annotated[Path, typer.Option(help="Output .csv or .parquet file.")] = Path(
+        "data/customers.csv"
+    ),
 ) -> None:
     """Write a deterministic synthetic customer table with the IBM Telco schema."""
     from training.synth import write_synthetic
@@ -42,14 +46,30 @@ def synth(
 @app.command()
 def train(
     data: Annotated[str, typer.Option(help="CSV or Parquet file, or a SQLAlchemy URL.")],
-    target: Annotated[str, typer.Option(help="The label column (yes/no, true/false, 1/0, y/n).")] = "Churn",
-    id_column: Annotated[Optional[str], typer.Option(help="Customer id column, kept out of the features.")] = None,
-    table: Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")] = None,
-    query: Annotated[Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")] = None,
-    categorical: Annotated[Optional[list[str]], typer.Option(help="Force a column to be categorical.")] = None,
-    numeric: Annotated[Optional[list[str]], typer.Option(help="Force a column to be numeric.")] = None,
-    model_name: Annotated[Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")] = None,
-    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment [env CHURN_EXPERIMENT].")] = None,
+    target: Annotated[
+        str, typer.Option(help="The label column (yes/no, true/false, 1/0, y/n).")
+    ] = "Churn",
+    id_column: Annotated[
+        Optional[str], typer.Option(help="Customer id column, kept out of the features.")
+    ] = None,
+    table: Annotated[
+        Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")
+    ] = None,
+    query: Annotated[
+        Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")
+    ] = None,
+    categorical: Annotated[
+        Optional[list[str]], typer.Option(help="Force a column to be categorical.")
+    ] = None,
+    numeric: Annotated[
+        Optional[list[str]], typer.Option(help="Force a column to be numeric.")
+    ] = None,
+    model_name: Annotated[
+        Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")
+    ] = None,
+    experiment: Annotated[
+        Optional[str], typer.Option(help="MLflow experiment [env CHURN_EXPERIMENT].")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split and the models.")] = 42,
 ) -> None:
     """Train the candidates, log them to MLflow and register the winner."""
@@ -69,15 +89,24 @@ def train(
     )
     typer.echo(metrics_table(result))
     typer.echo(f"\nWinner: {result.winner}  run {result.model_run_id}")
-    typer.echo(f"Registered {result.model_name} version {result.version} (parent run {result.parent_run_id}).")
+    typer.echo(
+        f"Registered {result.model_name} version {result.version} "
+        f"(parent run {result.parent_run_id})."
+    )
 
 
 @app.command()
 def promote(
     version: Annotated[Optional[str], typer.Option(help="Version to make champion.")] = None,
-    auto: Annotated[bool, typer.Option("--auto", help="Promote the newest version only if it earns more.")] = False,
-    data: Annotated[Optional[str], typer.Option(help="With --auto: held-out customers to compare on.")] = None,
-    model_name: Annotated[Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")] = None,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Promote the newest version only if it earns more.")
+    ] = False,
+    data: Annotated[
+        Optional[str], typer.Option(help="With --auto: held-out customers to compare on.")
+    ] = None,
+    model_name: Annotated[
+        Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")
+    ] = None,
 ) -> None:
     """Point the `champion` alias at a version; the service serves whatever it points at."""
     from training.data import Source
@@ -113,6 +142,7 @@ def main() -> None:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
 
 if __name__ == "__main__":
     main()

@@ -55,7 +55,9 @@ def fit_logistic_regression(
             ("categorical", CatBoostEncoder(random_state=seed), spec.categorical),
             (
                 "numeric",
-                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
                 spec.numeric,
             ),
         ]

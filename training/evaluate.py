@@ -37,9 +37,7 @@ class Metrics:
         return asdict(self)
 
 
-def campaign_profit(
-    y_true: np.ndarray, targeted: np.ndarray, economics: Economics
-) -> float:
+def campaign_profit(y_true: np.ndarray, targeted: np.ndarray, economics: Economics) -> float:
     """Expected profit per customer of offering retention to the `targeted` customers.
 
     A targeted churner accepts the offer with probability `acceptance_rate` and is kept, worth

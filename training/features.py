@@ -97,12 +97,15 @@ def infer_spec(
     unknown = (forced_categorical | forced_numeric) - set(features.columns)
     if unknown:
         raise UserError(
-            f"Cannot override the kind of {', '.join(map(repr, sorted(unknown)))}: not a feature column. "
+            f"Cannot override the kind of {', '.join(map(repr, sorted(unknown)))}: "
+            "not a feature column. "
             f"Feature columns: {', '.join(map(str, features.columns))}."
         )
     both = forced_categorical & forced_numeric
     if both:
-        raise UserError(f"Columns named as both numeric and categorical: {', '.join(sorted(both))}.")
+        raise UserError(
+            f"Columns named as both numeric and categorical: {', '.join(sorted(both))}."
+        )
 
     inferred = []
     for name in features.columns:
@@ -143,7 +146,8 @@ def to_numeric(column: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column):
         return column.astype("float64")
     text = column.astype("string").str.strip()
-    return pd.to_numeric(text.replace("", pd.NA), errors="coerce").astype("float64")
+    numbers: pd.Series = pd.to_numeric(text.mask(text == ""), errors="coerce")
+    return numbers.astype("float64")
 
 
 def to_category_text(column: pd.Series) -> pd.Series:
@@ -186,4 +190,3 @@ def _describe(name: str, kind: FeatureKind, column: pd.Series) -> Feature:
     counts = to_category_text(column).value_counts()
     levels = tuple(str(level) for level in counts.index[:MAX_LEVELS_KEPT])
     return Feature(name=name, kind=kind, levels=levels)
-

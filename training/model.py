@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from training.candidates import ChurnEstimator
 from training.features import FeatureSpec
@@ -20,7 +20,7 @@ TIER_NAMES = np.array(["low", "medium", "high"], dtype=object)
 
 @dataclass(frozen=True)
 class RiskTiers:
-    """Probability cut-offs: `medium` from the base churn rate, `high` from the decision threshold."""
+    """Probability cut-offs: `medium` from the base churn rate, `high` at the decision threshold."""
 
     medium: float
     high: float
@@ -42,7 +42,7 @@ class Decisions:
     tier: np.ndarray
 
 
-class ChurnModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class ChurnModel(PythonModel):
     """Raw customer rows in, churn probabilities out."""
 
     def __init__(

@@ -6,12 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 
 def roc_figure(y_true: np.ndarray, scores: np.ndarray, title: str) -> Figure:
@@ -39,7 +39,9 @@ def calibration_figure(y_true: np.ndarray, scores: np.ndarray, title: str) -> Fi
     figure, axis = plt.subplots(figsize=(5, 5))
     axis.plot(predicted, observed, marker="o", label=title)
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
-    axis.set(xlabel="Predicted churn probability", ylabel="Observed churn rate", title="Calibration")
+    axis.set(
+        xlabel="Predicted churn probability", ylabel="Observed churn rate", title="Calibration"
+    )
     axis.legend(loc="upper left")
     return figure
 
@@ -52,8 +54,11 @@ def lift_gain_figure(y_true: np.ndarray, scores: np.ndarray, title: str) -> Figu
     figure, (gain_axis, lift_axis) = plt.subplots(1, 2, figsize=(10, 5))
     gain_axis.plot(share, captured, label=title)
     gain_axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
-    gain_axis.set(xlabel="Share of customers contacted", ylabel="Share of churners reached",
-                  title="Cumulative gain")
+    gain_axis.set(
+        xlabel="Share of customers contacted",
+        ylabel="Share of churners reached",
+        title="Cumulative gain",
+    )
     gain_axis.legend(loc="lower right")
     lift_axis.plot(share, lift, label=title)
     lift_axis.axhline(1.0, linestyle="--", color="grey")

@@ -61,7 +61,9 @@ def promote_auto(settings: TrainingSettings, holdout: Source | None = None) -> P
         return PromotionResult("kept", current_version, challenger_version)
 
     customers, churned = _evaluation_data(client, challenger.run_id, holdout, settings)
-    challenger_profit = _profit(f"models:/{name}/{challenger_version}", customers, churned, settings)
+    challenger_profit = _profit(
+        f"models:/{name}/{challenger_version}", customers, churned, settings
+    )
     champion_profit = _profit(f"models:/{name}/{current_version}", customers, churned, settings)
     won = challenger_profit > champion_profit
     decision: Decision = "promoted" if won else "kept"
@@ -115,4 +117,6 @@ def _profit(
         scores = churn_model.churn_probability(customers)
     except UserError as exc:
         raise UserError(f"{uri} cannot score the comparison data: {exc}") from exc
-    return evaluate(churned, scores, churn_model.threshold, settings.economics).expected_profit_per_customer
+    return evaluate(
+        churned, scores, churn_model.threshold, settings.economics
+    ).expected_profit_per_customer

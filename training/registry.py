@@ -51,7 +51,8 @@ def latest_version(client: MlflowClient, model_name: str) -> ModelVersion:
     versions = client.search_model_versions(f"name = '{model_name}'")
     if not versions:
         raise UserError(
-            f"No versions of model {model_name!r} are registered yet; run `python -m training train`."
+            f"No versions of model {model_name!r} are registered yet; "
+            "run `python -m training train`."
         )
     return max(versions, key=lambda version: int(version.version))
 

@@ -21,9 +21,15 @@ ROWS = (
 
 
 def metrics_table(result: TrainingResult) -> str:
-    names = [r.candidate.name + (" *" if r.candidate.name == result.winner else "") for r in result.results]
+    names = [
+        r.candidate.name + (" *" if r.candidate.name == result.winner else "")
+        for r in result.results
+    ]
     width = max(20, *(len(n) + 2 for n in names))
-    lines = ["Test-set metrics (* = registered winner)", f"{'':20}" + "".join(f"{n:>{width}}" for n in names)]
+    lines = [
+        "Test-set metrics (* = registered winner)",
+        f"{'':20}" + "".join(f"{n:>{width}}" for n in names),
+    ]
     for label, key, fmt in ROWS:
         cells = "".join(f"{fmt.format(r.test.as_dict()[key]):>{width}}" for r in result.results)
         lines.append(f"{label:20}{cells}")

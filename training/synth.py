@@ -36,7 +36,9 @@ def synthesize(rows: int, seed: int) -> pd.DataFrame:
     internet = rng.choice(3, rows, p=[0.34, 0.44, 0.22])
     has_internet = internet != 2
     phone = rng.random(rows) < 0.9
-    multiple_lines = np.where(phone, YES_NO[(rng.random(rows) < 0.45).astype(int)], "No phone service")
+    multiple_lines = np.where(
+        phone, YES_NO[(rng.random(rows) < 0.45).astype(int)], "No phone service"
+    )
     payment = rng.choice(4, rows, p=[0.34, 0.23, 0.22, 0.21])
     addons = {
         name: np.where(
@@ -48,11 +50,15 @@ def synthesize(rows: int, seed: int) -> pd.DataFrame:
     }
     streaming = (addons["StreamingTV"] == "Yes").astype(int) + (addons["StreamingMovies"] == "Yes")
     monthly = (
-        np.array([45.0, 75.0, 20.0])[internet]
-        + 10.0 * streaming
-        + 5.0 * (multiple_lines == "Yes")
-        + rng.normal(0.0, 4.0, rows)
-    ).clip(18.0, 120.0).round(2)
+        (
+            np.array([45.0, 75.0, 20.0])[internet]
+            + 10.0 * streaming
+            + 5.0 * (multiple_lines == "Yes")
+            + rng.normal(0.0, 4.0, rows)
+        )
+        .clip(18.0, 120.0)
+        .round(2)
+    )
     total = (monthly * tenure * rng.normal(1.0, 0.03, rows)).round(2)
     senior = (rng.random(rows) < 0.16).astype(np.int64)
     partner = rng.random(rows) < 0.48

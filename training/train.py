@@ -79,7 +79,9 @@ def split(table: LabelledTable, seed: int) -> Split:
     return Split(train, valid, test, y_train, y_valid, y_test)
 
 
-def fit_candidates(spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings) -> list[CandidateResult]:
+def fit_candidates(
+    spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings
+) -> list[CandidateResult]:
     train, valid, test = (spec.prepare(frame) for frame in (data.train, data.valid, data.test))
     fitted = [
         fit_logistic_regression(spec, train, data.y_train, seed),

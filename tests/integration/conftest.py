@@ -20,7 +20,9 @@ from training.train import TrainingResult, train
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-POSTGRES_ADMIN_URL = os.environ.get("CHURN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CHURN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 # Few trees keep the suite quick; early stopping still runs.
 FAST = {"catboost_iterations": 150, "min_rows": 200}
 
@@ -35,7 +37,9 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} answered")
+            raise RuntimeError(
+                f"{process.args} exited with {process.returncode} before {url} answered"
+            )
         try:
             if httpx.get(url, timeout=2.0).status_code == 200:
                 return
@@ -63,7 +67,9 @@ def quick_settings(tracking_uri: str, artifact_root: Path, **overrides: object) 
 
 
 def train_quickly(settings: TrainingSettings, data: Path, seed: int = 42) -> TrainingResult:
-    return train(Source(str(data)), target="Churn", id_column="customerID", seed=seed, settings=settings)
+    return train(
+        Source(str(data)), target="Churn", id_column="customerID", seed=seed, settings=settings
+    )
 
 
 @pytest.fixture(scope="session")
@@ -92,12 +98,17 @@ def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         [
             str(BIN / "mlflow"),
             "server",
-            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination", str(folder / "artifacts"),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-        ],  # fmt: skip
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=(folder / "server.log").open("wb"),
     )

@@ -11,9 +11,9 @@ from mlflow.tracking import MlflowClient
 
 from serving.champion import import_champion, model_description
 from serving.settings import ServingSettings
+from tests.integration.conftest import quick_settings, train_quickly
 from training.promote import promote_auto, promote_version
 from training.registry import champion
-from tests.integration.conftest import quick_settings, train_quickly
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,9 @@ def test_the_whole_flow_on_a_real_backend(
 
     second = train_quickly(settings, customers_csv)
     same = {r.candidate.name: r.test for r in second.results}
-    assert all(same[r.candidate.name] == r.test for r in first.results), "same data and seed, same metrics"
+    assert all(same[r.candidate.name] == r.test for r in first.results), (
+        "same data and seed, same metrics"
+    )
     kept = promote_auto(settings)
     assert kept.decision == "kept"  # equal profit is not a win
     tags = client.get_model_version(model_name, second.version).tags
@@ -84,4 +86,7 @@ def test_the_whole_flow_on_a_real_backend(
     assert imported.info.labels["version"] == second.version
     assert imported.info.labels["run_id"] == second.model_run_id
     assert model_description(imported)["feature_spec"]["id_column"] == "customerID"
-    assert bentoml.mlflow.load_model(imported).predict(model.input_example).shape == probabilities.shape
+    assert (
+        bentoml.mlflow.load_model(imported).predict(model.input_example).shape
+        == probabilities.shape
+    )

@@ -33,7 +33,9 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         (["train", "--data", "{csv}", "--rows"], "No such option"),
     ],
 )
-def test_user_errors_exit_2_with_a_message(customers_csv: Path, args: list[str], message: str) -> None:
+def test_user_errors_exit_2_with_a_message(
+    customers_csv: Path, args: list[str], message: str
+) -> None:
     result = _run(*(arg.replace("{csv}", str(customers_csv)) for arg in args))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -42,7 +44,9 @@ def test_user_errors_exit_2_with_a_message(customers_csv: Path, args: list[str],
 
 def test_a_non_binary_target_is_reported(tmp_path: Path, customers: pd.DataFrame) -> None:
     path = tmp_path / "bad.csv"
-    customers.assign(Churn=customers["Churn"].where(customers.index % 100 != 0, "?")).to_csv(path, index=False)
+    customers.assign(Churn=customers["Churn"].where(customers.index % 100 != 0, "?")).to_csv(
+        path, index=False
+    )
     result = _run("train", "--data", str(path), "--id-column", "customerID")
     assert result.returncode == 2
     assert "'?' (30)" in result.stderr

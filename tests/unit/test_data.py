@@ -45,24 +45,24 @@ def test_a_non_binary_target_shows_the_offending_values_with_counts() -> None:
 
 
 def test_a_single_class_target_is_refused() -> None:
-    with pytest.raises(UserError, match="only one class"):
+    with pytest.raises(UserError, match=r"only one class"):
         encode_labels(pd.Series(["No"] * 20), "Churn")
 
 
 def test_a_missing_target_lists_the_columns_that_exist() -> None:
-    with pytest.raises(UserError, match="'churned' is not in the table.*id, plan, tenure, Churn"):
+    with pytest.raises(UserError, match=r"'churned' is not in the table.*id, plan, tenure, Churn"):
         validate(_table(), "churned", "id", min_rows=10)
 
 
 def test_too_few_rows_are_refused() -> None:
-    with pytest.raises(UserError, match="Too few rows.*40 labelled rows, at least 200"):
+    with pytest.raises(UserError, match=r"Too few rows.*40 labelled rows, at least 200"):
         validate(_table(40), "Churn", "id", min_rows=200)
 
 
 def test_duplicated_ids_are_named() -> None:
     table = _table()
     table.loc[5, "id"] = "c1"
-    with pytest.raises(UserError, match="duplicated ids.*'c1'"):
+    with pytest.raises(UserError, match=r"duplicated ids.*'c1'"):
         validate(table, "Churn", "id", min_rows=10)
 
 
@@ -101,7 +101,7 @@ def test_unreadable_files_get_a_clear_message(
 def test_a_corrupt_parquet_file_gets_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "table.parquet"
     path.write_bytes(b"not parquet at all")
-    with pytest.raises(UserError, match="Could not parse"):
+    with pytest.raises(UserError, match=r"Could not parse"):
         read_table(Source(str(path)))
 
 
@@ -116,5 +116,5 @@ def test_sql_tables_and_queries_are_read(tmp_path: Path) -> None:
 def test_a_missing_sql_table_is_named(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'customers.db'}"
     _table().to_sql("customers", url, index=False)
-    with pytest.raises(UserError, match="'clients' not found"):
+    with pytest.raises(UserError, match=r"'clients' not found"):
         read_table(Source(url, table="clients"))

@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.evaluate import campaign_profit, choose_threshold, evaluate, profit_curve, top_decile_lift
+from training.evaluate import (
+    campaign_profit,
+    choose_threshold,
+    evaluate,
+    profit_curve,
+    top_decile_lift,
+)
 from training.settings import Economics
 
 ECONOMICS = Economics(customer_value=500, offer_cost=50, contact_cost=5, acceptance_rate=0.3)

@@ -22,7 +22,12 @@ def _frame() -> pd.DataFrame:
 def test_kinds_are_inferred_from_values() -> None:
     spec = infer_spec(_frame())
     kinds = {feature.name: feature.kind for feature in spec.features}
-    assert kinds == {"plan": "categorical", "senior": "numeric", "total": "numeric", "active": "categorical"}
+    assert kinds == {
+        "plan": "categorical",
+        "senior": "numeric",
+        "total": "numeric",
+        "active": "categorical",
+    }
 
 
 def test_the_user_can_override_a_kind() -> None:
@@ -31,12 +36,12 @@ def test_the_user_can_override_a_kind() -> None:
 
 
 def test_an_override_naming_no_column_is_refused() -> None:
-    with pytest.raises(UserError, match="'tenure': not a feature column"):
+    with pytest.raises(UserError, match=r"'tenure': not a feature column"):
         infer_spec(_frame(), numeric=["tenure"])
 
 
 def test_forcing_text_to_numeric_names_the_bad_values() -> None:
-    with pytest.raises(UserError, match="'plan' cannot be numeric.*'basic'"):
+    with pytest.raises(UserError, match=r"'plan' cannot be numeric.*'basic'"):
         infer_spec(_frame(), numeric=["plan"])
 
 
@@ -49,7 +54,7 @@ def test_blank_numeric_cells_become_missing_and_missing_categories_a_level() -> 
 
 def test_prepare_names_missing_columns() -> None:
     spec = infer_spec(_frame())
-    with pytest.raises(UserError, match="Missing feature columns: total"):
+    with pytest.raises(UserError, match=r"Missing feature columns: total"):
         spec.prepare(_frame().drop(columns=["total"]))
 
 

@@ -40,4 +40,6 @@ def test_churn_follows_the_business_rules() -> None:
     support = _rate(table, "TechSupport")
     assert support["No"] > support["Yes"]
     short = table["tenure"] < 6
-    assert (table.loc[short, "Churn"] == "Yes").mean() > (table.loc[~short, "Churn"] == "Yes").mean()
+    assert (table.loc[short, "Churn"] == "Yes").mean() > (
+        table.loc[~short, "Churn"] == "Yes"
+    ).mean()

@@ -1,0 +1,252 @@
+"""A real `bentoml build` and a real `bentoml serve` (2 workers), called over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.integration.conftest import (
+    BIN,
+    ROOT,
+    free_port,
+    quick_settings,
+    stop,
+    train_quickly,
+    wait_for,
+)
+from training.promote import promote_auto
+
+pytestmark = pytest.mark.integration
+WORKERS = 2
+MAX_CUSTOMERS = 1000
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    env: dict[str, str]
+    bento_tag: str
+    version: str
+    tracking_uri: str
+    model_name: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("serving")
+    tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
+    settings = quick_settings(tracking_uri, folder / "artifacts")
+    result = train_quickly(settings, customers_csv)
+    promote_auto(settings)
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "BENTOML_HOME": str(folder / "bentoml"),
+        "CHURN_PORT": str(port),
+        "CHURN_WORKERS": str(WORKERS),
+        "CHURN_MAX_CUSTOMERS_PER_REQUEST": str(MAX_CUSTOMERS),
+    }
+    _run([str(BIN / "python"), "-m", "serving", "import-champion"], env)
+    build = _run([str(BIN / "bentoml"), "build", "--output", "tag"], env)
+    bento_tag = re.findall(r"__tag__:(\S+)", build.stdout)[-1]
+    log = (folder / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", process)
+        yield Served(
+            f"http://127.0.0.1:{port}",
+            env,
+            bento_tag,
+            result.version,
+            tracking_uri,
+            settings.model_name,
+        )
+    finally:
+        stop(process)
+
+
+def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _records(customers: pd.DataFrame, rows: slice) -> list[dict[str, Any]]:
+    frame = customers.drop(columns=["Churn"]).iloc[rows]
+    return json.loads(frame.to_json(orient="records"))
+
+
+def _offline(served: Served, records: list[dict[str, Any]]) -> np.ndarray:
+    mlflow.set_tracking_uri(served.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{served.model_name}/{served.version}")
+    return np.asarray(model.unwrap_python_model().churn_probability(pd.DataFrame(records)))
+
+
+def _metric(text: str, metric: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        named = line.startswith((metric + "{", metric + " "))
+        if named and all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_the_bento_has_a_dockerfile_and_references_the_champion(served: Served) -> None:
+    name, version = served.bento_tag.split(":")
+    bento = Path(served.env["BENTOML_HOME"]) / "bentos" / name / version
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11", dockerfile, re.MULTILINE)
+    assert "requirements.txt" in dockerfile
+    assert re.search(r"^ENTRYPOINT", dockerfile, re.MULTILINE)
+    assert "EXPOSE 3000" in dockerfile
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert re.search(r"^catboost==", requirements, re.MULTILINE)
+    assert "--hash=sha256:" in requirements
+    assert not re.search(r"^(locust|pytest|mypy)==", requirements, re.MULTILINE)
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    models = manifest["services"][0]["models"]
+    assert [m["tag"].split(":")[0] for m in models] == ["churn"]
+    assert {"service.py", "serving", "training"} <= {p.name for p in (bento / "src").iterdir()}
+
+
+def test_predictions_match_the_registered_model_in_request_order(
+    served: Served, customers: pd.DataFrame
+) -> None:
+    records = _records(customers, slice(0, 50))
+    response = httpx.post(f"{served.url}/predict", json={"customers": records}, timeout=30)
+    assert response.status_code == 200, response.text
+    predictions = response.json()
+    assert [p["customer_id"] for p in predictions] == [r["customerID"] for r in records]
+    np.testing.assert_allclose(
+        [p["churn_probability"] for p in predictions], _offline(served, records), rtol=0, atol=1e-9
+    )
+    assert {p["model_version"] for p in predictions} == {served.version}
+    assert {p["risk_tier"] for p in predictions} <= {"low", "medium", "high"}
+    assert all(isinstance(p["churn"], bool) for p in predictions)
+
+
+def test_unknown_categories_and_missing_numbers_are_scored(
+    served: Served, customers: pd.DataFrame
+) -> None:
+    record = _records(customers, slice(0, 1))[0] | {
+        "InternetService": "Satellite",
+        "TotalCharges": None,
+    }
+    response = httpx.post(f"{served.url}/predict", json={"customers": [record]}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert 0.0 <= response.json()[0]["churn_probability"] <= 1.0
+
+
+def _bad_requests(record: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    without_tenure = {k: v for k, v in record.items() if k != "tenure"}
+    return [
+        ("missing field", json.dumps({"customers": [without_tenure]}).encode(), "tenure"),
+        (
+            "wrong type",
+            json.dumps({"customers": [record | {"MonthlyCharges": "lots"}]}).encode(),
+            "MonthlyCharges",
+        ),
+        ("unparseable JSON", b'{"customers": [', "Invalid JSON"),
+        ("empty body", b"", "customers"),
+        ("empty list", b'{"customers": []}', "customers"),
+        (
+            "over the limit",
+            json.dumps({"customers": [record] * (MAX_CUSTOMERS + 1)}).encode(),
+            "customers",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_bad_requests_get_a_400_that_names_the_problem(
+    served: Served, customers: pd.DataFrame, case: int
+) -> None:
+    name, body, mentioned = _bad_requests(_records(customers, slice(0, 1))[0])[case]
+    response = httpx.post(
+        f"{served.url}/predict",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400, f"{name}: {response.status_code} {response.text[:300]}"
+    assert mentioned in response.text, name
+
+
+def test_bad_neighbours_in_the_same_batch_do_not_drop_good_customers(
+    served: Served, customers: pd.DataFrame
+) -> None:
+    records = _records(customers, slice(100, 300))
+    expected = _offline(served, records)
+    bad = records[0] | {"tenure": "forever"}
+
+    def send(index: int) -> tuple[int, httpx.Response]:
+        body = {"customers": [bad]} if index % 3 == 0 else {"customers": [records[index]]}
+        return index, httpx.post(f"{served.url}/predict", json=body, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(send, range(len(records))))
+    for index, response in results:
+        if index % 3 == 0:
+            assert response.status_code == 400
+            continue
+        assert response.status_code == 200, response.text
+        prediction = response.json()[0]
+        assert prediction["customer_id"] == records[index]["customerID"]
+        assert prediction["churn_probability"] == pytest.approx(expected[index], abs=1e-9)
+
+
+def test_metrics_count_every_customer_across_workers(
+    served: Served, customers: pd.DataFrame
+) -> None:
+    before = httpx.get(f"{served.url}/metrics", timeout=10).text
+    records = _records(customers, slice(300, 340))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(
+            pool.map(
+                lambda r: httpx.post(f"{served.url}/predict", json={"customers": [r]}, timeout=30),
+                records,
+            )
+        )
+    assert all(r.status_code == 200 for r in responses)
+    after = httpx.get(f"{served.url}/metrics", timeout=10).text
+
+    predicted = _metric(after, "churn_predictions_total") - _metric(
+        before, "churn_predictions_total"
+    )
+    observed = _metric(after, "churn_probability_count") - _metric(
+        before, "churn_probability_count"
+    )
+    assert predicted == observed == len(records)
+    assert _metric(after, "churn_model_info", name=served.model_name, version=served.version) == 1
+    assert "churn_probability_bucket" in after
+    assert "bentoml_service_request_total" in after
+    assert "bentoml_service_adaptive_batch_size_bucket" in after
+
+
+def test_model_card_health_and_docs(served: Served) -> None:
+    card = httpx.get(f"{served.url}/model", timeout=10).json()
+    assert card["name"] == served.model_name and card["version"] == served.version
+    assert card["run_id"] and 0 < card["threshold"] < 1
+    assert 0.5 < card["test_metrics"]["roc_auc"] <= 1
+    assert {f["name"] for f in card["features"]} >= {"tenure", "Contract", "TotalCharges"}
+    assert httpx.get(f"{served.url}/livez", timeout=10).status_code == 200
+    assert httpx.get(f"{served.url}/readyz", timeout=10).status_code == 200
+    openapi = httpx.get(f"{served.url}/docs.json", timeout=10).text
+    assert all(name in openapi for name in ("MonthlyCharges", "PaymentMethod", "customerID"))
