@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -77,8 +78,9 @@ def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'mlflow.db'}"
 
 
-@pytest.fixture(scope="session")
-def postgres_uri() -> Iterator[str]:
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database for this test run, dropped afterwards."""
     import psycopg
 
     name = f"churn_test_{uuid.uuid4().hex[:10]}"
@@ -91,29 +93,34 @@ def postgres_uri() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The production set-up, as scripted in mlflow/: a tracking server on PostgreSQL."""
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    process = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "server.log").open("wb"),
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with fresh_postgres_database() as database:
+        env = {
+            **os.environ,
+            "MLFLOW_BACKEND_STORE_URI": database,
+            "MLFLOW_ARTIFACTS_DESTINATION": str(folder / "artifacts"),
+            "MLFLOW_HOST": "127.0.0.1",
+            "MLFLOW_PORT": str(port),
+            "MLFLOW_WORKERS": "1",
+            "MLFLOW_BIN": str(BIN / "mlflow"),
+        }
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "mlflow" / "serve-production.sh")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "server.log").open("wb"),
+        )
+        try:
+            wait_for(f"http://127.0.0.1:{port}/health", process)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)

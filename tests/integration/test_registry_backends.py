@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
     params=[
         "sqlite",
         pytest.param("postgresql", marks=pytest.mark.postgres),
-        "http",
+        pytest.param("http", marks=pytest.mark.postgres),
     ]
 )
 def tracking_uri(request: pytest.FixtureRequest) -> str:
