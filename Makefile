@@ -71,6 +71,15 @@ demo: data train promote import-champion ## Synthetic data → train → registe
 	@echo
 	$(BIN)/bentoml serve . --port $(CHURN_PORT)
 
+.PHONY: champion
+champion: $(DEMO_DATA) ## Make sure a champion is in the BentoML store (trains the demo model if none)
+	@$(PY) -m serving example-request >/dev/null 2>&1 || $(MAKE) --no-print-directory train promote import-champion
+
+.PHONY: loadtest
+loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a service it starts; fails below the goals
+	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi
+	HOST="$(HOST)" bash loadtests/run.sh
+
 .PHONY: mlflow-ui
 mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://localhost:$(MLFLOW_PORT))
 	bash mlflow/serve-local.sh $(MLFLOW_PORT)
@@ -79,7 +88,7 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy training serving service.py
+	$(BIN)/mypy training serving service.py loadtests
 
 .PHONY: test
 test: install ## Lint, then the unit and integration tests

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, DataType
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 NUMERIC_TYPES = {DataType.double, DataType.float, DataType.integer, DataType.long}
 
@@ -31,7 +31,11 @@ def customer_model(
     """One pydantic field per signature column; numerics accept null as missing."""
     fields: dict[str, Any] = {}
     for index, column in enumerate(_columns(signature)):
-        python_type: Any = float | None if column.type in NUMERIC_TYPES else str
+        python_type: Any = (
+            Annotated[float | None, BeforeValidator(_blank_is_missing)]
+            if column.type in NUMERIC_TYPES
+            else str
+        )
         name = str(column.name)
         fields[_field_name(name, index)] = (
             python_type,
@@ -75,6 +79,13 @@ def _columns(signature: ModelSignature) -> list[ColSpec]:
     if inputs is None or not inputs.has_input_names():
         raise ValueError("The served model's signature has no named input columns.")
     return [column for column in inputs.inputs if isinstance(column, ColSpec)]
+
+
+def _blank_is_missing(value: Any) -> Any:
+    """A blank string in a numeric field is a missing value, as in the training table."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
 
 def _field_name(column: str | None, index: int) -> str:

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from training.features import FeatureSpec
+from training.linear_scorer import LinearScorer
 
 CandidateName = Literal["logistic_regression", "catboost"]
 EARLY_STOPPING_ROUNDS = 100
@@ -35,15 +36,16 @@ class FittedCandidate:
         return np.asarray(self.estimator.predict_proba(features))[:, 1]
 
     def feature_importance(self, spec: FeatureSpec) -> pd.Series:
+        if isinstance(self.estimator, LinearScorer):
+            weights = np.abs(
+                np.concatenate([self.estimator.categorical_weights, self.estimator.numeric_weights])
+            )
+            return pd.Series(weights, index=self.estimator.feature_names).sort_values()
         if isinstance(self.estimator, CatBoostClassifier):
-            values = self.estimator.get_feature_importance()
-        else:
-            logistic = self.estimator.named_steps["model"]  # type: ignore[attr-defined]
-            values = np.abs(logistic.coef_[0])
-            transformer = self.estimator.named_steps["encode"]  # type: ignore[attr-defined]
-            order = [name.split("__", 1)[1] for name in transformer.get_feature_names_out()]
-            return pd.Series(values, index=order).reindex(spec.names).sort_values()
-        return pd.Series(values, index=spec.names).sort_values()
+            return pd.Series(
+                self.estimator.get_feature_importance(), index=spec.names
+            ).sort_values()
+        raise TypeError(f"No feature importance for {type(self.estimator).__name__}")
 
 
 def fit_logistic_regression(
@@ -69,7 +71,7 @@ def fit_logistic_regression(
         ]
     )
     pipeline.fit(train, y_train)
-    return FittedCandidate("logistic_regression", pipeline, params)
+    return FittedCandidate("logistic_regression", LinearScorer.from_pipeline(pipeline), params)
 
 
 def fit_catboost(

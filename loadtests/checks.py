@@ -1,0 +1,26 @@
+"""What makes a /predict response right, shared by Locust and the tests (which must not import
+Locust: it monkey-patches the whole process for gevent)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def check(status: int, body: str | None, customers: list[dict[str, Any]]) -> str | None:
+    """What is wrong with a /predict response, or None when it is right."""
+    if status != 200:
+        return f"status {status}: {(body or '')[:200]}"
+    try:
+        predictions = json.loads(body or "")
+    except json.JSONDecodeError:
+        return "body is not JSON"
+    if not isinstance(predictions, list) or len(predictions) != len(customers):
+        return f"expected {len(customers)} predictions"
+    for customer, prediction in zip(customers, predictions, strict=True):
+        probability = prediction.get("churn_probability")
+        if not isinstance(probability, float | int) or not 0.0 <= probability <= 1.0:
+            return f"probability out of range: {probability!r}"
+        if prediction.get("customer_id") != customer.get("customerID"):
+            return "predictions out of order"
+    return None

@@ -1,0 +1,26 @@
+"""Realistic request bodies: customer records drawn from the demo table."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TABLE = Path("data/customers.csv")
+LABEL_COLUMN = "Churn"
+
+
+def load_records(path: Path | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    table = pd.read_csv(path or Path(os.environ.get("LOADTEST_DATA", DEFAULT_TABLE)), nrows=limit)
+    table = table.drop(columns=[LABEL_COLUMN], errors="ignore")
+    # Blank TotalCharges become null, which the API accepts as missing.
+    records: list[dict[str, Any]] = json.loads(table.to_json(orient="records"))
+    return records
+
+
+def sample_body(records: list[dict[str, Any]], rng: random.Random, size: int) -> bytes:
+    return json.dumps({"customers": rng.sample(records, size)}).encode()

@@ -1,0 +1,55 @@
+"""Load test for POST /predict: mostly single customers, some batches of 10 to 100.
+
+Every response is checked: status 200, one prediction per customer in order, probabilities in
+0..1. A wrong body counts as a failure. The offered rate is fixed by constant-throughput users:
+`LOADTEST_RATE` requests/s in total, spread over the users Locust starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+
+from locust import FastHttpUser, constant_throughput, events, task
+from locust.env import Environment
+
+from loadtests.checks import check
+from loadtests.customers import load_records
+
+TARGET_RATE = float(os.environ.get("LOADTEST_RATE", "500"))
+USERS = int(os.environ.get("LOADTEST_USERS", "100"))
+BATCH_SHARE = float(os.environ.get("LOADTEST_BATCH_SHARE", "0.05"))
+RECORDS: list[dict[str, Any]] = []
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _load_customers(environment: Environment, **_: Any) -> None:
+    RECORDS.extend(load_records())
+
+
+class PredictUser(FastHttpUser):
+    wait_time = constant_throughput(TARGET_RATE / USERS)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+
+    @task
+    def predict(self) -> None:
+        batch = self.rng.random() < BATCH_SHARE
+        size = self.rng.randint(10, 100) if batch else 1
+        customers = self.rng.sample(RECORDS, size)
+        name = "/predict [10-100]" if batch else "/predict [1]"
+        with self.client.post(
+            "/predict",
+            data=json.dumps({"customers": customers}),
+            headers={"Content-Type": "application/json"},
+            name=name,
+            catch_response=True,
+        ) as response:
+            problem = check(response.status_code, response.text, customers)
+            if problem:
+                response.failure(problem)
+            else:
+                response.success()

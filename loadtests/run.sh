@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make loadtest: start the service (unless HOST is given), run Locust at a fixed rate, gate it.
+#
+#   HOST            target an already running service instead of starting one
+#   LOADTEST_RATE   offered requests/s (default 510: 2% over the 500 gate, so that scheduling
+#                   jitter of the constant-throughput users cannot fail a healthy service)
+#   REPORTS         where the HTML and CSV reports go (default reports/loadtest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+reports="${REPORTS:-reports/loadtest}"
+port="${CHURN_PORT:-3000}"
+export LOADTEST_RATE="${LOADTEST_RATE:-510}"
+mkdir -p "$reports"
+
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; true; }
+trap cleanup EXIT
+
+if [ -z "${HOST:-}" ]; then
+  HOST="http://127.0.0.1:$port"
+  "$bin/bentoml" serve . --port "$port" >"$reports/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf "$HOST/readyz" >/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "the service did not start:"; tail -20 "$reports/server.log"; exit 1; }
+    sleep 0.5
+  done
+fi
+echo "Load test: $LOADTEST_RATE requests/s offered to $HOST (10 s warm-up, then 60 s)"
+"$bin/locust" --config loadtests/locust.conf --host "$HOST" \
+  --csv "$reports/locust" --html "$reports/locust.html" "$@" >"$reports/locust.log" 2>&1 || true
+"$bin/python" -m loadtests.gate "$reports/locust_stats.csv" \
+  --min-rps "${MIN_RPS:-500}" --max-p50 "${MAX_P50_MS:-20}" --max-p99 "${MAX_P99_MS:-100}"

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from category_encoders import CatBoostEncoder
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from training.candidates import fit_logistic_regression
+from training.data import validate
+from training.features import infer_spec
+from training.linear_scorer import LinearScorer
+
+
+def _pipeline_and_scorer(
+    customers: pd.DataFrame,
+) -> tuple[Pipeline, LinearScorer, pd.DataFrame]:
+    table = validate(customers, "Churn", "customerID", min_rows=100)
+    spec = infer_spec(table.features)
+    features = spec.prepare(table.features)
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("categorical", CatBoostEncoder(random_state=0), spec.categorical),
+                        (
+                            "numeric",
+                            Pipeline(
+                                [
+                                    ("impute", SimpleImputer(strategy="median")),
+                                    ("scale", StandardScaler()),
+                                ]
+                            ),
+                            spec.numeric,
+                        ),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(features, table.target)
+    return pipeline, LinearScorer.from_pipeline(pipeline), features
+
+
+def test_the_compiled_scorer_matches_the_sklearn_pipeline(customers: pd.DataFrame) -> None:
+    pipeline, scorer, features = _pipeline_and_scorer(customers)
+    unusual = features.head(50).copy()
+    unusual.loc[unusual.index[0], "InternetService"] = "Satellite"  # never seen in training
+    unusual.loc[unusual.index[1], "tenure"] = np.nan  # imputed with the training median
+    for frame in (features, unusual):
+        np.testing.assert_allclose(
+            scorer.predict_proba(frame), pipeline.predict_proba(frame), rtol=0, atol=1e-12
+        )
+
+
+def test_contributions_add_up_to_the_log_odds(customers: pd.DataFrame) -> None:
+    pipeline, scorer, features = _pipeline_and_scorer(customers)
+    sample = features.head(20)
+    probability = pipeline.predict_proba(sample)[:, 1]
+    log_odds = scorer.contributions(sample).sum(axis=1) + scorer.intercept
+    np.testing.assert_allclose(log_odds, np.log(probability / (1 - probability)), atol=1e-9)
+
+
+def test_the_baseline_candidate_is_the_compiled_scorer(customers: pd.DataFrame) -> None:
+    table = validate(customers, "Churn", "customerID", min_rows=100)
+    spec = infer_spec(table.features)
+    candidate = fit_logistic_regression(spec, spec.prepare(table.features), table.target, seed=0)
+    assert isinstance(candidate.estimator, LinearScorer)
+    assert candidate.feature_importance(spec).index.sort_values().tolist() == sorted(spec.names)
+    assert candidate.churn_probability(spec.prepare(table.features.head(3))) == pytest.approx(
+        candidate.estimator.predict_proba(spec.prepare(table.features.head(3)))[:, 1]
+    )
