@@ -9,6 +9,17 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/requirements.txt requirements/bootstrap.txt | cksum | cut -d' ' -f1)
 
 DEMO_DATA ?= data/customers.csv
+TRAIN_DATA ?= $(DEMO_DATA)
+TARGET ?= Churn
+ID_COLUMN ?= customerID
+REPORTS ?= reports
+IMAGE ?= churn-service
+REGISTRY ?=
+GIT_SHA ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+SMOKE_PORT ?= 3100
+# Where ports published by `docker run` appear: the Jenkins agent reaches its engine as "docker".
+CONTAINER_HOST ?= 127.0.0.1
+GROOVY_LINT_VERSION := 15.2.2
 DEMO_ROWS ?= 20000
 SEED ?= 42
 CHURN_PORT ?= 3000
@@ -41,20 +52,27 @@ $(DEMO_DATA): | $(STAMP)
 data: $(DEMO_DATA) ## Write the synthetic demo customer table
 
 .PHONY: train
-train: $(DEMO_DATA) ## Train on the demo table and register the winner in MLflow
-	$(PY) -m training train --data $(DEMO_DATA) --target Churn --id-column customerID --seed $(SEED)
+train: install ## Train on TRAIN_DATA (default: the demo table) and register the winner in MLflow
+	@if [ "$(TRAIN_DATA)" = "$(DEMO_DATA)" ]; then $(MAKE) --no-print-directory data; fi
+	$(PY) -m training train --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seed $(SEED)
 
 .PHONY: promote
 promote: install ## Move the champion alias to the newest version if it earns more
 	$(PY) -m training promote --auto
+
+.PHONY: champion-version
+champion-version: install ## Print the version the champion alias points at ("none" if unset)
+	@$(PY) -m training champion-version
 
 .PHONY: import-champion
 import-champion: install ## Import models:/<name>@champion into the BentoML model store
 	$(PY) -m serving import-champion
 
 .PHONY: bento
-bento: import-champion ## Import the champion and build the bento
-	$(BIN)/bentoml build --output tag
+bento: import-champion ## Import the champion and build the bento (tag in reports/bento-tag)
+	@mkdir -p $(REPORTS)
+	$(BIN)/bentoml build --output tag | sed -n 's/^__tag__://p' > $(REPORTS)/bento-tag
+	@echo "Built bento $$(cat $(REPORTS)/bento-tag)"
 
 .PHONY: serve
 serve: install ## Serve the newest imported champion on http://localhost:$(CHURN_PORT)
@@ -78,7 +96,11 @@ champion: $(DEMO_DATA) ## Make sure a champion is in the BentoML store (trains t
 .PHONY: loadtest
 loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a service it starts; fails below the goals
 	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi
-	HOST="$(HOST)" bash loadtests/run.sh
+	HOST="$(HOST)" LOADTEST_REPORTS="$(REPORTS)/loadtest" bash loadtests/run.sh
+
+.PHONY: bench
+bench: champion ## Max sustainable rate: this service vs `mlflow models serve` (RUNS=3 for the README)
+	$(PY) -m loadtests.bench --runs $(or $(RUNS),1)
 
 .PHONY: mlflow-ui
 mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://localhost:$(MLFLOW_PORT))
@@ -88,13 +110,61 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy training serving service.py loadtests
+	$(BIN)/mypy training serving service.py loadtests webhook
+
+.PHONY: lint-jenkinsfile
+lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on first use); fails on errors
+	@test -x .tools/node_modules/.bin/npm-groovy-lint || npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .tools npm-groovy-lint@$(GROOVY_LINT_VERSION)
+	.tools/node_modules/.bin/npm-groovy-lint --failon error --noserver --output txt Jenkinsfile
+
+.PHONY: pytest
+pytest: install ## The unit and integration tests, with a JUnit report in reports/junit.xml
+	@mkdir -p $(REPORTS)
+	$(BIN)/pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 
 .PHONY: test
-test: install ## Lint, then the unit and integration tests
-	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: install ## Lint (ruff, mypy, Jenkinsfile), then the unit and integration tests
+	$(MAKE) --no-print-directory lint lint-jenkinsfile
+	$(MAKE) --no-print-directory pytest
+
+# --- Container stages: they need a Docker engine, so they run in Jenkins, not on a laptop. ---
+BENTO_TAG = $(shell cat $(REPORTS)/bento-tag 2>/dev/null)
+IMAGE_REF = $(if $(REGISTRY),$(REGISTRY)/,)$(IMAGE)
+MODEL_LABELS = $(shell $(PY) -m serving model-labels 2>/dev/null)
+
+.PHONY: containerize
+containerize: ## Build the image of the bento: tags bento version and git sha, model labels
+	@test -n "$(BENTO_TAG)" || { echo "run 'make bento' first"; exit 1; }
+	$(BIN)/bentoml containerize $(BENTO_TAG) \
+	  -t $(IMAGE_REF):$(lastword $(subst :, ,$(BENTO_TAG))) -t $(IMAGE_REF):$(GIT_SHA) \
+	  $(foreach label,$(MODEL_LABELS),--opt label=$(label))
+
+.PHONY: container-smoke
+container-smoke: ## Run the image, wait for /readyz, check one /predict, stop it
+	CONTAINER_HOST=$(CONTAINER_HOST) bash deploy/smoke-test.sh $(IMAGE_REF):$(GIT_SHA) $(SMOKE_PORT)
+
+.PHONY: push
+push: ## Push both image tags to REGISTRY
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY"; exit 1; }
+	docker push $(IMAGE_REF):$(lastword $(subst :, ,$(BENTO_TAG)))
+	docker push $(IMAGE_REF):$(GIT_SHA)
+
+.PHONY: deploy-compose
+deploy-compose: ## Deploy the image with Docker Compose (DOCKER_HOST picks the host)
+	IMAGE=$(IMAGE_REF):$(GIT_SHA) docker compose -f deploy/compose/docker-compose.yml up -d --wait
+
+.PHONY: deploy-kubernetes
+deploy-kubernetes: ## Roll the image out to Kubernetes with the manifests in deploy/kubernetes
+	kubectl apply -f deploy/kubernetes/
+	kubectl set image deployment/churn-service churn-service=$(IMAGE_REF):$(GIT_SHA)
+	kubectl rollout status deployment/churn-service --timeout=300s
+
+.PHONY: deployed-model
+deployed-model: ## Write reports/deployed-model.json: which model version this build ships
+	@mkdir -p $(REPORTS)
+	$(PY) -m serving model-labels --json --image $(IMAGE_REF):$(GIT_SHA) > $(REPORTS)/deployed-model.json
+	@cat $(REPORTS)/deployed-model.json
 
 .PHONY: clean
 clean: ## Remove local MLflow state, demo data and reports (keeps .venv)
-	rm -rf mlruns data reports
+	rm -rf mlruns data reports .tools

@@ -7,14 +7,18 @@ import json
 from typing import Any
 
 
-def check(status: int, body: str | None, customers: list[dict[str, Any]]) -> str | None:
-    """What is wrong with a /predict response, or None when it is right."""
+def check(
+    status: int, body: str | None, customers: list[dict[str, Any]], api: str = "bentoml"
+) -> str | None:
+    """What is wrong with a /predict (or MLflow /invocations) response, or None when right."""
     if status != 200:
         return f"status {status}: {(body or '')[:200]}"
     try:
         predictions = json.loads(body or "")
     except json.JSONDecodeError:
         return "body is not JSON"
+    if api == "mlflow":
+        return _check_mlflow(predictions, customers)
     if not isinstance(predictions, list) or len(predictions) != len(customers):
         return f"expected {len(customers)} predictions"
     for customer, prediction in zip(customers, predictions, strict=True):
@@ -23,4 +27,13 @@ def check(status: int, body: str | None, customers: list[dict[str, Any]]) -> str
             return f"probability out of range: {probability!r}"
         if prediction.get("customer_id") != customer.get("customerID"):
             return "predictions out of order"
+    return None
+
+
+def _check_mlflow(answer: Any, customers: list[dict[str, Any]]) -> str | None:
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != len(customers):
+        return f"expected {len(customers)} predictions"
+    if not all(isinstance(p, float | int) and 0.0 <= p <= 1.0 for p in predictions):
+        return "probability out of range"
     return None

@@ -1,5 +1,8 @@
 """Load test for POST /predict: mostly single customers, some batches of 10 to 100.
 
+`LOADTEST_API=mlflow` sends the same customers to `mlflow models serve` (POST /invocations)
+instead, for the side-by-side benchmark.
+
 Every response is checked: status 200, one prediction per customer in order, probabilities in
 0..1. A wrong body counts as a failure. The offered rate is fixed by constant-throughput users:
 `LOADTEST_RATE` requests/s in total, spread over the users Locust starts.
@@ -21,6 +24,7 @@ from loadtests.customers import load_records
 TARGET_RATE = float(os.environ.get("LOADTEST_RATE", "500"))
 USERS = int(os.environ.get("LOADTEST_USERS", "100"))
 BATCH_SHARE = float(os.environ.get("LOADTEST_BATCH_SHARE", "0.05"))
+API = os.environ.get("LOADTEST_API", "bentoml")
 RECORDS: list[dict[str, Any]] = []
 
 
@@ -40,15 +44,19 @@ class PredictUser(FastHttpUser):
         batch = self.rng.random() < BATCH_SHARE
         size = self.rng.randint(10, 100) if batch else 1
         customers = self.rng.sample(RECORDS, size)
-        name = "/predict [10-100]" if batch else "/predict [1]"
+        name = f"{'/predict' if API == 'bentoml' else '/invocations'} [{'10-100' if batch else 1}]"
+        if API == "bentoml":
+            path, body = "/predict", {"customers": customers}
+        else:
+            path, body = "/invocations", {"dataframe_records": customers}
         with self.client.post(
-            "/predict",
-            data=json.dumps({"customers": customers}),
+            path,
+            data=json.dumps(body),
             headers={"Content-Type": "application/json"},
             name=name,
             catch_response=True,
         ) as response:
-            problem = check(response.status_code, response.text, customers)
+            problem = check(response.status_code, response.text, customers, API)
             if problem:
                 response.failure(problem)
             else:

@@ -4,11 +4,11 @@
 #   HOST            target an already running service instead of starting one
 #   LOADTEST_RATE   offered requests/s (default 510: 2% over the 500 gate, so that scheduling
 #                   jitter of the constant-throughput users cannot fail a healthy service)
-#   REPORTS         where the HTML and CSV reports go (default reports/loadtest)
+#   LOADTEST_REPORTS where the HTML and CSV reports go (default reports/loadtest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
-reports="${REPORTS:-reports/loadtest}"
+reports="${LOADTEST_REPORTS:-reports/loadtest}"
 port="${CHURN_PORT:-3000}"
 export LOADTEST_RATE="${LOADTEST_RATE:-510}"
 mkdir -p "$reports"

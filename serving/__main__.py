@@ -6,6 +6,7 @@ import json
 import logging
 import shlex
 import sys
+from typing import Annotated
 
 import bentoml
 import typer
@@ -46,6 +47,29 @@ def example_request_command() -> None:
         f"curl -s -X POST http://localhost:{settings.port}/predict "
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
+
+
+@app.command("model-labels")
+def model_labels_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead.")] = False,
+    image: Annotated[str, typer.Option(help="With --json: the image that ships it.")] = "",
+) -> None:
+    """Registry name, version and run id of the newest imported model, as image labels."""
+    settings = ServingSettings()
+    try:
+        model = bentoml.models.get(f"{settings.model_name}:latest")
+    except bentoml.exceptions.NotFound as exc:
+        raise UserError(f"No {settings.model_name!r} model in the BentoML store yet.") from exc
+    labels = model.info.labels
+    values = {
+        "mlflow.model.name": labels["registered_model"],
+        "mlflow.model.version": labels["version"],
+        "mlflow.model.run_id": labels["run_id"],
+    }
+    if as_json:
+        typer.echo(json.dumps({**values, "bento_model": str(model.tag), "image": image}))
+    else:
+        typer.echo(" ".join(f"{key}={value}" for key, value in values.items()))
 
 
 def main() -> None:

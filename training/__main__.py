@@ -133,6 +133,18 @@ def promote(
     typer.echo(messages[result.decision])
 
 
+@app.command("champion-version")
+def champion_version(
+    model_name: Annotated[Optional[str], typer.Option(help="Registered model name.")] = None,
+) -> None:
+    """Print the version the champion alias points at, or "none"."""
+    from training.registry import champion, connect
+
+    settings = _settings(model_name=model_name)
+    current = champion(connect(settings), settings.model_name, settings.model_alias)
+    typer.echo("none" if current is None else str(current.version))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mlflow.store", "urllib3"):

@@ -112,6 +112,9 @@ def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             "MLFLOW_PORT": str(port),
             "MLFLOW_WORKERS": "1",
             "MLFLOW_BIN": str(BIN / "mlflow"),
+            # The webhook test's relay listens on loopback over plain HTTP.
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         }
         process = subprocess.Popen(
             ["bash", str(ROOT / "mlflow" / "serve-production.sh")],

@@ -250,3 +250,42 @@ def test_model_card_health_and_docs(served: Served) -> None:
     assert httpx.get(f"{served.url}/readyz", timeout=10).status_code == 200
     openapi = httpx.get(f"{served.url}/docs.json", timeout=10).text
     assert all(name in openapi for name in ("MonthlyCharges", "PaymentMethod", "customerID"))
+
+
+def test_a_short_locust_run_passes_its_own_checks(
+    served: Served, customers_csv: Path, tmp_path: Path
+) -> None:
+    """Keeps the load-test path from rotting: the real locustfile, a few seconds, low rate."""
+    env = {
+        **os.environ,
+        "LOADTEST_DATA": str(customers_csv),
+        "LOADTEST_RATE": "40",
+        "LOADTEST_USERS": "8",
+    }
+    result = subprocess.run(
+        [
+            str(BIN / "locust"),
+            "-f",
+            "loadtests/locustfile.py",
+            "--headless",
+            "--only-summary",
+            "--host",
+            served.url,
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "--run-time",
+            "4s",
+            "--csv",
+            str(tmp_path / "smoke"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    summary = read_summary(tmp_path / "smoke_stats.csv")
+    assert summary.requests > 20, result.stderr[-2000:]
+    assert summary.failures == 0, (tmp_path / "smoke_failures.csv").read_text()

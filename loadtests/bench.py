@@ -1,0 +1,268 @@
+"""make bench: the maximum sustainable rate of our BentoML service vs `mlflow models serve`.
+
+Both serve the same registered version with the same number of workers and take the same
+Locust file. The offered rate steps up until a step fails; "sustainable" means 0 failures,
+p99 ≤ 100 ms and at least 97% of the offered rate achieved. It also measures the offline
+ceiling (rows/s scored in-process, in batches) and one 1,000-customer request on an idle service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from loadtests.customers import load_records
+from loadtests.gate import RunSummary, read_summary
+from serving.settings import ServingSettings
+
+BIN = Path(sys.executable).parent
+MAX_P99_MS = 100.0
+ACHIEVED_SHARE = 0.97
+
+
+@dataclass(frozen=True)
+class Step:
+    rate: int
+    summary: RunSummary
+
+    @property
+    def sustained(self) -> bool:
+        return (
+            self.summary.failures == 0
+            and self.summary.p99_ms <= MAX_P99_MS
+            and self.summary.requests_per_second >= ACHIEVED_SHARE * self.rate
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    api: str
+    command: list[str]
+    ready_path: str
+
+
+def targets(model_uri: str, workers: int, port: int) -> list[Target]:
+    return [
+        Target(
+            "BentoML service (this project)",
+            "bentoml",
+            [str(BIN / "bentoml"), "serve", ".", "--port", str(port)],
+            "/readyz",
+        ),
+        Target(
+            "mlflow models serve",
+            "mlflow",
+            [
+                str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+                "-h", "127.0.0.1", "-p", str(port), "-w", str(workers),
+            ],
+            "/ping",
+        ),
+    ]  # fmt: skip
+
+
+@contextmanager
+def running(target: Target, port: int, log: Path) -> Iterator[str]:
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        # mlflow starts `uvicorn` by name, so the venv's bin must be on PATH.
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        process = subprocess.Popen(target.command, stdout=output, stderr=output, env=env)
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise SystemExit(f"{target.name} exited early; see {log}")
+                try:
+                    if httpx.get(url + target.ready_path, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise SystemExit(f"{target.name} was not ready within 180 s; see {log}")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def offer(url: str, api: str, rate: int, seconds: int, folder: Path) -> RunSummary:
+    users = max(20, rate // 5)
+    prefix = folder / f"{api}_{rate}"
+    env = {
+        **os.environ,
+        "LOADTEST_RATE": str(rate),
+        "LOADTEST_USERS": str(users),
+        "LOADTEST_API": api,
+    }
+    warm_up = 3
+    subprocess.run(
+        [
+            str(BIN / "locust"),
+            "-f",
+            "loadtests/locustfile.py",
+            "--headless",
+            "--only-summary",
+            "--host",
+            url,
+            "-u",
+            str(users),
+            "-r",
+            str(max(1, users // warm_up)),
+            "--run-time",
+            f"{seconds + warm_up}s",
+            "--reset-stats",
+            "--stop-timeout",
+            "5",
+            "--csv",
+            str(prefix),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    return read_summary(Path(f"{prefix}_stats.csv"))
+
+
+def find_max_rate(url: str, api: str, rates: list[int], seconds: int, folder: Path) -> Step | None:
+    best = None
+    for rate in rates:
+        step = Step(rate, offer(url, api, rate, seconds, folder))
+        s = step.summary
+        print(
+            f"    offered {rate:5d}/s: achieved {s.requests_per_second:7.1f}/s, "
+            f"failures {s.failures}, p50 {s.p50_ms:g} ms, p99 {s.p99_ms:g} ms"
+            + ("" if step.sustained else "  <- not sustained"),
+            flush=True,
+        )
+        if not step.sustained:
+            break
+        best = step
+    return best
+
+
+def big_request_ms(url: str, repeats: int = 20) -> float:
+    body = {"customers": load_records(limit=1000)}
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = httpx.post(url + "/predict", json=body, timeout=30)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200 and len(response.json()) == 1000
+    return statistics.median(timings)
+
+
+def offline_ceiling(model_uri: str) -> tuple[float, float]:
+    """Rows/s scored in-process in batches of 1,000, and ms per single-row call."""
+    import mlflow
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    records = pd.DataFrame(load_records(limit=5000))
+    batches = [records.iloc[i : i + 1000] for i in range(0, len(records), 1000)]
+    started = time.perf_counter()
+    for _ in range(5):
+        for batch in batches:
+            model.churn_probability(batch)
+    rows_per_second = 5 * len(records) / (time.perf_counter() - started)
+    one = records.iloc[:1]
+    started = time.perf_counter()
+    for _ in range(500):
+        model.churn_probability(one)
+    return rows_per_second, (time.perf_counter() - started) / 500 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=15, help="measured seconds per step")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=3300)
+    parser.add_argument(
+        "--rates", default="50,100,150,200,250,400,550,700,850,1000,1200,1400,1600,2000,2400"
+    )
+    args = parser.parse_args()
+    settings = ServingSettings()
+    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    model_uri = f"models:/{settings.model_name}@{settings.model_alias}"
+    rates = [int(r) for r in args.rates.split(",")]
+    os.environ["CHURN_WORKERS"] = str(args.workers)
+
+    results: dict[str, list[Step | None]] = {}
+    big: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for run in range(1, args.runs + 1):
+            for target in targets(model_uri, args.workers, args.port):
+                print(f"run {run}: {target.name}", flush=True)
+                with running(target, args.port, folder / f"{target.api}.log") as url:
+                    best = find_max_rate(url, target.api, rates, args.seconds, folder)
+                results.setdefault(target.name, []).append(best)
+            # On a fresh service: one huge batch first would teach the batcher to wait longer.
+            with running(
+                targets(model_uri, args.workers, args.port)[0], args.port, folder / "big.log"
+            ) as url:
+                big.append(big_request_ms(url))
+    ceiling, single_ms = offline_ceiling(model_uri)
+    print_table(results, args, big, ceiling, single_ms)
+
+
+def print_table(
+    results: dict[str, list[Step | None]],
+    args: argparse.Namespace,
+    big: list[float],
+    ceiling: float,
+    single_ms: float,
+) -> None:
+    def median_step(steps: list[Step | None]) -> Step | None:
+        found = sorted((s for s in steps if s), key=lambda s: s.rate)
+        return found[len(found) // 2] if found else None
+
+    print()
+    print(
+        f"Maximum sustainable rate (0 failures, p99 ≤ {MAX_P99_MS:g} ms), "
+        f"{args.workers} workers each, median of {args.runs} run(s):"
+    )
+    print()
+    print("| server | max sustainable req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    medians = {}
+    for name, steps in results.items():
+        step = median_step(steps)
+        medians[name] = step
+        if step is None:
+            print(f"| {name} | below {args.rates.split(',')[0]} | - | - |")
+        else:
+            s = step.summary
+            achieved = f"{s.requests_per_second:.0f} (offered {step.rate})"
+            print(f"| {name} | {achieved} | {s.p50_ms:g} | {s.p99_ms:g} |")
+    ours, theirs = medians.values()
+    if ours and theirs:
+        ratio = ours.summary.requests_per_second / theirs.summary.requests_per_second
+        print(f"\nratio BentoML / mlflow models serve: {ratio:.1f}x")
+    print(f"one request of 1,000 customers, idle service: {statistics.median(big):.0f} ms (median)")
+    print(f"offline ceiling, in-process, batches of 1,000: {ceiling:,.0f} rows/s")
+    print(f"offline, one row per call: {single_ms:.2f} ms")
+    print(json.dumps({name: [s and s.rate for s in steps] for name, steps in results.items()}))
+
+
+if __name__ == "__main__":
+    main()

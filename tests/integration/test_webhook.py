@@ -1,0 +1,191 @@
+"""Moving `champion` on a real MLflow server reaches a stand-in Jenkins through the relay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.integration.conftest import BIN, ROOT, free_port, stop, wait_for
+from webhook.signature import sign
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+SECRET = "test-webhook-secret"
+TOKEN = "test-jenkins-token"
+
+
+class FakeJenkins(ThreadingHTTPServer):
+    """Records the Generic Webhook Trigger calls it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.calls: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                url = urlparse(self.path)
+                outer.calls.append(
+                    {
+                        "path": url.path,
+                        "query": parse_qs(url.query),
+                        "body": json.loads(self.rfile.read(length)),
+                    }
+                )
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'{"jobs": {"churn-bundle": {"triggered": true}}}')
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+
+
+@pytest.fixture(scope="module")
+def jenkins() -> Iterator[FakeJenkins]:
+    server = FakeJenkins(free_port())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def relay(jenkins: FakeJenkins, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_WEBHOOK_SECRET": SECRET,
+        "JENKINS_TRIGGER_URL": f"http://127.0.0.1:{jenkins.server_port}/generic-webhook-trigger/invoke",
+        "JENKINS_TRIGGER_TOKEN": TOKEN,
+        "CHURN_MODEL_NAME": "churn_webhook",
+        "RELAY_HOST": "127.0.0.1",
+        "RELAY_PORT": str(port),
+    }
+    log = (tmp_path_factory.mktemp("relay") / "relay.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "python"), "-m", "webhook.relay"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}/mlflow-webhook"
+    finally:
+        stop(process)
+
+
+def _wait_for_call(jenkins: FakeJenkins, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(jenkins.calls) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_moving_champion_triggers_jenkins(
+    mlflow_server_uri: str, relay: str, jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server_uri, "MLFLOW_WEBHOOK_SECRET": SECRET}
+    registered = subprocess.run(
+        ["bash", "mlflow/register-webhook.sh", relay],
+        cwd=ROOT,
+        env={**env, "PYTHON": str(BIN / "python")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert registered.returncode == 0, registered.stderr
+
+    client = MlflowClient(mlflow_server_uri, mlflow_server_uri)
+    client.create_registered_model("churn_webhook")
+    experiment = client.create_experiment(f"webhook-{uuid.uuid4().hex[:8]}")
+    for _ in range(2):
+        run = client.create_run(experiment)
+        (tmp_path / "MLmodel").write_text("flavors: {}\n")
+        client.log_artifact(run.info.run_id, str(tmp_path / "MLmodel"), "model")
+        client.create_model_version(
+            "churn_webhook", source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        )
+    before = len(jenkins.calls)
+
+    # 1. From the CLI, as a person or the nightly job would.
+    promoted = subprocess.run(
+        [str(BIN / "python"), "-m", "training", "promote", "--version", "1"],
+        cwd=ROOT,
+        env={**env, "CHURN_MODEL_NAME": "churn_webhook"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    _wait_for_call(jenkins, before + 1)
+    call = jenkins.calls[before]
+    assert call["path"] == "/generic-webhook-trigger/invoke"
+    assert call["query"] == {"token": [TOKEN]}
+    assert call["body"]["model_name"] == "churn_webhook"
+    assert call["body"]["model_version"] == "1"
+
+    # 2. Through the endpoint the MLflow UI calls when someone adds the alias there.
+    response = httpx.post(
+        f"{mlflow_server_uri}/ajax-api/2.0/mlflow/registered-models/alias",
+        json={"name": "churn_webhook", "alias": "champion", "version": "2"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    _wait_for_call(jenkins, before + 2)
+    assert jenkins.calls[before + 1]["body"]["model_version"] == "2"
+
+
+def _signed(body: bytes, secret: str = SECRET, age: int = 0) -> dict[str, str]:
+    delivery_id, timestamp = str(uuid.uuid4()), str(int(time.time()) - age)
+    return {
+        "Content-Type": "application/json",
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": timestamp,
+        "X-MLflow-Signature": sign(secret, delivery_id, timestamp, body),
+    }
+
+
+EVENT = json.dumps(
+    {
+        "entity": "model_version_alias",
+        "action": "created",
+        "data": {"name": "churn_webhook", "alias": "champion", "version": "7"},
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Type": "application/json"}, 401),  # unsigned
+        (_signed(EVENT, secret="not-the-secret"), 401),  # wrong secret
+        (_signed(EVENT, age=3600), 401),  # stale: an old capture replayed
+    ],
+)
+def test_the_relay_rejects_bad_deliveries(
+    relay: str, jenkins: FakeJenkins, headers: dict[str, str], status: int
+) -> None:
+    before = len(jenkins.calls)
+    response = httpx.post(relay, content=EVENT, headers=headers, timeout=10)
+    assert response.status_code == status, response.text
+    assert len(jenkins.calls) == before
+
+
+def test_the_relay_forwards_a_delivery_once(relay: str, jenkins: FakeJenkins) -> None:
+    before = len(jenkins.calls)
+    headers = _signed(EVENT)
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 202
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 409
+    assert len(jenkins.calls) == before + 1
+    assert jenkins.calls[-1]["body"]["model_version"] == "7"

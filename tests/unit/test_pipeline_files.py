@@ -1,0 +1,144 @@
+"""The Jenkins pipeline, its Jenkins, and the deploy manifests hang together.
+
+There is no Jenkins, Docker engine or Kubernetes here, so these tests check what can break
+silently: make targets the Jenkinsfile calls, credentials it uses, probes and ports.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from serving.settings import ServingSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+JENKINSFILE = (ROOT / "Jenkinsfile").read_text()
+SERVICE_PORT = ServingSettings.model_fields["port"].default
+# BentoML's own health endpoints; the service integration test calls both.
+HEALTH_ENDPOINTS = {"/livez", "/readyz"}
+
+
+def _yaml(path: str) -> Any:
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def _make_targets_called() -> set[str]:
+    targets = set()
+    for command in re.findall(r"make\s+(?:-s\s+)?([a-z][a-z0-9 -]*)", JENKINSFILE):
+        targets |= {
+            word for word in command.split() if "=" not in word and not word.startswith("-")
+        }
+    return targets
+
+
+def _makefile_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+
+
+def test_the_jenkinsfile_calls_make_for_every_stage() -> None:
+    stages = re.findall(r"stage\('([^']+)'\)", JENKINSFILE)
+    assert stages == [
+        "Install", "Lint", "Test", "Train and register", "Build bento", "Containerize",
+        "Container smoke test", "Load test", "Push", "Deploy",
+    ]  # fmt: skip
+    for body in re.split(r"stage\('", JENKINSFILE)[1:]:
+        assert "make " in body, f"stage {body.split(chr(39))[0]!r} does not call make"
+
+
+def test_every_make_target_the_jenkinsfile_calls_exists() -> None:
+    called = _make_targets_called()
+    assert {"install", "lint", "pytest", "bento", "containerize", "loadtest", "push"} <= called
+    assert called <= _makefile_targets(), called - _makefile_targets()
+
+
+@pytest.mark.parametrize("target", sorted(_make_targets_called()))
+def test_every_called_target_dry_runs(target: str) -> None:
+    result = subprocess.run(
+        ["make", "-n", target, "REGISTRY=registry.example.invalid/ml", "HOST=http://127.0.0.1:1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_credential_the_pipeline_uses_is_declared_in_casc() -> None:
+    used = set(re.findall(r"credentials\('([^']+)'\)", JENKINSFILE))
+    used |= set(re.findall(r"[cC]redentialsId: '([^']+)'", JENKINSFILE))
+    declared = {
+        next(iter(credential.values()))["id"]
+        for domain in _yaml("jenkins/casc.yaml")["credentials"]["system"]["domainCredentials"]
+        for credential in domain["credentials"]
+    }
+    assert used, "the Jenkinsfile uses no credentials?"
+    assert used <= declared, used - declared
+
+
+def test_casc_creates_the_pipeline_job_and_the_agent() -> None:
+    casc = _yaml("jenkins/casc.yaml")
+    script = casc["jobs"][0]["script"]
+    assert "pipelineJob('churn-bundle')" in script and "scriptPath('Jenkinsfile')" in script
+    labels = {node["permanent"]["labelString"] for node in casc["jenkins"]["nodes"]}
+    assert re.search(r"agent \{ label '([^']+)' \}", JENKINSFILE).group(1) in labels  # type: ignore[union-attr]
+
+
+def test_casc_holds_placeholders_not_secrets() -> None:
+    text = (ROOT / "jenkins/casc.yaml").read_text()
+    for secret_field in re.findall(r"(?:secret|password|privateKey): (.+)", text):
+        assert secret_field.strip().strip('"').startswith("${"), secret_field
+
+
+def test_the_controller_image_installs_the_plugins_the_pipeline_needs() -> None:
+    dockerfile = (ROOT / "jenkins/Dockerfile").read_text()
+    assert re.search(r"^FROM jenkins/jenkins:lts", dockerfile, re.MULTILINE)
+    assert "jenkins-plugin-cli --plugin-file" in dockerfile
+    plugins = set((ROOT / "jenkins/plugins.txt").read_text().split())
+    assert {
+        "configuration-as-code", "job-dsl", "workflow-aggregator", "generic-webhook-trigger",
+        "junit", "pipeline-utility-steps", "credentials-binding", "timestamper",
+    } <= plugins  # fmt: skip
+
+
+def test_the_jenkins_compose_file_runs_controller_agent_and_engine() -> None:
+    services = _yaml("jenkins/docker-compose.yml")["services"]
+    assert set(services) == {"controller", "agent", "docker"}
+    assert services["controller"]["build"] == "."
+    assert "8080:8080" in services["controller"]["ports"]
+    assert services["docker"]["image"].startswith("docker:") and services["docker"]["privileged"]
+    assert services["agent"]["environment"]["DOCKER_HOST"].startswith("tcp://docker:")
+
+
+def test_the_kubernetes_deployment_probes_real_endpoints_on_the_service_port() -> None:
+    deployment = _yaml("deploy/kubernetes/deployment.yaml")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": SERVICE_PORT}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] in HEALTH_ENDPOINTS
+        assert container[probe]["httpGet"]["port"] in ports
+    assert {"requests", "limits"} <= set(container["resources"])
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_the_kubernetes_service_is_scraped_by_prometheus() -> None:
+    service = _yaml("deploy/kubernetes/service.yaml")
+    annotations = service["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) == SERVICE_PORT
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    deployment = _yaml("deploy/kubernetes/deployment.yaml")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_the_compose_deploy_target_publishes_the_service_port() -> None:
+    service = _yaml("deploy/compose/docker-compose.yml")["services"]["churn-service"]
+    assert any(mapping.endswith(f":{SERVICE_PORT}") for mapping in service["ports"])
+    assert "/readyz" in " ".join(service["healthcheck"]["test"])

@@ -1,0 +1,1 @@
+"""MLflow registry webhooks → Jenkins: register the webhook, and relay signed events."""
