@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def champion_labels(settings: ServingSettings) -> dict[str, str]:
     mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     try:
         version = client.get_model_version_by_alias(settings.model_name, settings.model_alias)

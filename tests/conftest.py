@@ -10,6 +10,15 @@ import pytest
 from training.synth import synthesize
 
 SMALL_ROWS = 3000
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri/set_registry_uri also export environment variables; without
+    this, one test's store would leak into the next test's subprocesses."""
+    for name in MLFLOW_URI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -115,6 +115,8 @@ def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             # The webhook test's relay listens on loopback over plain HTTP.
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            # The server caches who listens to each event; a new webhook must count at once.
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
         }
         process = subprocess.Popen(
             ["bash", str(ROOT / "mlflow" / "serve-production.sh")],

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from loadtests.gate import read_summary
 from tests.integration.conftest import (
     BIN,
     ROOT,
