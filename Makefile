@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/requirements.txt requiremen
 DEMO_DATA ?= data/customers.csv
 TRAIN_DATA ?= $(DEMO_DATA)
 TARGET ?= Churn
+# What keeping a customer is worth, for the retention playbook; empty means a constant.
+VALUE_FORMULA ?= MonthlyCharges * 12
 ID_COLUMN ?= customerID
 REPORTS ?= reports
 IMAGE ?= churn-service
@@ -54,7 +56,8 @@ data: $(DEMO_DATA) ## Write the synthetic demo customer table
 .PHONY: train
 train: install ## Train on TRAIN_DATA (default: the demo table) and register the winner in MLflow
 	@if [ "$(TRAIN_DATA)" = "$(DEMO_DATA)" ]; then $(MAKE) --no-print-directory data; fi
-	$(PY) -m training train --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seed $(SEED)
+	CHURN_CUSTOMER_VALUE_FORMULA="$(VALUE_FORMULA)" \
+	  $(PY) -m training train --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seed $(SEED)
 
 .PHONY: promote
 promote: install ## Move the champion alias to the newest version if it earns more

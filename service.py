@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,13 @@ from mlflow.models import Model as MLflowModel
 
 from serving import metrics, quiet_client_errors
 from serving.champion import example_customer, model_description
-from serving.schema import Prediction, customer_model, request_model
+from serving.schema import Explanation, Prediction, customer_model, request_model
+from serving.schema import Reason as SchemaReason
 from serving.settings import ServingSettings
 from training.model import ChurnModel
+from training.score import score_file
 
+log = logging.getLogger(__name__)
 SETTINGS = ServingSettings()
 CHAMPION = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
 if CHAMPION.stored is None:
@@ -73,6 +78,9 @@ class ChurnService:
             "test_metrics": _test_metrics(self.champion.info.metadata),
             "features": DESCRIPTION["feature_spec"]["features"],
             "id_column": ID_COLUMN,
+            "segments": DESCRIPTION.get("segments", []),
+            "playbook_version": DESCRIPTION.get("playbook_version"),
+            "deciles": DESCRIPTION.get("deciles", []),
         }
         metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
         # Everything loaded so far lives as long as the worker. Without this, each full garbage
@@ -95,24 +103,61 @@ class ChurnService:
         records = pd.DataFrame([customer.model_dump(by_alias=True) for customer in customers])
         decisions = self.model.decide(records)
         metrics.record_predictions(decisions.probability, decisions.tier)
-        ids = [getattr(customer, "customer_id", None) for customer in customers]
         return [
             Prediction(
-                customer_id=None if customer_id is None else str(customer_id),
-                churn_probability=float(probability),
-                churn=bool(churn),
-                risk_tier=tier,
+                customer_id=_customer_id(customer),
+                churn_probability=float(decisions.probability[row]),
+                churn=bool(decisions.churn[row]),
+                risk_tier=decisions.tier[row],
+                decile=int(decisions.decile[row]),
+                segment_id=int(decisions.segment_id[row]),
+                segment=decisions.segment[row],
+                action=decisions.action[row],
+                expected_value=round(float(decisions.expected_value[row]), 2),
                 model_version=self.version,
             )
-            for customer_id, probability, churn, tier in zip(
-                ids, decisions.probability, decisions.churn, decisions.tier, strict=True
-            )
+            for row, customer in enumerate(customers)
         ]
+
+    @bentoml.api(input_spec=PredictRequest)  # type: ignore[untyped-decorator]
+    def explain(self, customers: list[Any]) -> list[Explanation]:
+        """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
+        contributions for the baseline). Separate from /predict so /predict stays fast."""
+        records = pd.DataFrame([customer.model_dump(by_alias=True) for customer in customers])
+        probabilities = self.model.churn_probability(records)
+        reasons = self.model.explain(records)
+        return [
+            Explanation(
+                customer_id=_customer_id(customer),
+                churn_probability=float(probabilities[row]),
+                reasons=[SchemaReason(**reason.__dict__) for reason in reasons[row]],
+                model_version=self.version,
+            )
+            for row, customer in enumerate(customers)
+        ]
+
+    @bentoml.task  # type: ignore[untyped-decorator]
+    def score_file(self, file: Path) -> str:
+        """Score an uploaded CSV or Parquet file; /score_file/get returns the scored CSV.
+
+        Every input column plus the decisions, in input order; bad rows are kept with an
+        `error`. (A scored CSV, not a file download: BentoML 1.4.39's task store cannot keep a
+        FileResponse under Starlette 1.x, whose responses need the request method.)
+        """
+        with tempfile.TemporaryDirectory(prefix="churn-scored-") as folder:
+            result = score_file(self.model, file, Path(folder) / "scored.csv")
+            log.info("Scored file: %s", json.dumps(result.summary.as_dict()))
+            return result.out.read_text()
 
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:
         """Name, version, run id, test metrics, threshold and feature schema of the served model."""
         return self.info
+
+
+def _customer_id(customer: Any) -> str | None:
+    value = getattr(customer, "customer_id", None)
+    return None if value is None else str(value)
 
 
 def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
@@ -128,3 +173,4 @@ def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
 # (`IOMixin.mime_type` → `model_json_schema`): 15% of a worker's CPU under load (py-spy).
 # Our response is always JSON, so say so once.
 ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
+ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]

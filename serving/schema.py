@@ -22,6 +22,25 @@ class Prediction(BaseModel):
     churn_probability: float = Field(ge=0.0, le=1.0)
     churn: bool = Field(description="True when the probability reaches the model's threshold.")
     risk_tier: Literal["low", "medium", "high"]
+    decile: int = Field(ge=1, le=10, description="1 = the riskiest 10% of the training population.")
+    segment_id: int
+    segment: str = Field(description="The behavioural segment, named from its profile.")
+    action: str = Field(description='The retention action worth most, or "no action".')
+    expected_value: float = Field(description="p(churn) x customer value x acceptance - cost.")
+    model_version: str
+
+
+class Reason(BaseModel):
+    feature: str
+    value: Any
+    contribution: float = Field(description="Additive share of the model's log-odds.")
+    direction: Literal["raises risk", "lowers risk"]
+
+
+class Explanation(BaseModel):
+    customer_id: str | None = None
+    churn_probability: float
+    reasons: list[Reason] = Field(description="The 3 features that move this customer's risk most.")
     model_version: str
 
 

@@ -7,7 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from training.data import validate
+from training.features import infer_spec
+from training.model import ChurnModel
+from training.settings import TrainingSettings
 from training.synth import synthesize
+from training.train import fit_candidates, fit_insight, split
 
 SMALL_ROWS = 3000
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -31,3 +36,23 @@ def customers_csv(tmp_path_factory: pytest.TempPathFactory, customers: pd.DataFr
     path = tmp_path_factory.mktemp("data") / "customers.csv"
     customers.to_csv(path, index=False, na_rep=" ")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(customers: pd.DataFrame) -> dict[str, ChurnModel]:
+    """Both candidates wrapped as ChurnModels, trained once, without MLflow."""
+    settings = TrainingSettings(catboost_iterations=120)  # type: ignore[call-arg]
+    table = validate(customers, "Churn", "customerID", min_rows=100)
+    spec = infer_spec(table.features, "customerID", "Churn")
+    data = split(table, seed=42)
+    models = {}
+    for result in fit_candidates(spec, data, 42, settings):
+        models[result.candidate.name] = ChurnModel(
+            spec=spec,
+            estimator=result.candidate.estimator,
+            candidate=result.candidate.name,
+            threshold=result.threshold,
+            tiers=result.tiers,
+            insight=fit_insight(result, spec, data, 42, settings),
+        )
+    return models

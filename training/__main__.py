@@ -133,6 +133,42 @@ def promote(
     typer.echo(messages[result.decision])
 
 
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="CSV or Parquet file of customers.")],
+    out: Annotated[Path, typer.Option(help="Where to write the scored .csv or .parquet file.")],
+    model_uri: Annotated[
+        Optional[str], typer.Option(help="Default: models:/<name>@champion.")
+    ] = None,
+    summary: Annotated[Path, typer.Option(help="Folder for summary.json and summary.html.")] = Path(
+        "reports/summary"
+    ),
+    reasons: Annotated[bool, typer.Option(help="Add each customer's top 3 reasons.")] = True,
+) -> None:
+    """Score a whole file in chunks: input columns plus decisions; bad rows get an `error`."""
+    import mlflow
+
+    from training.registry import connect
+    from training.score import score_file
+
+    settings = _settings()
+    connect(settings)
+    uri = model_uri or f"models:/{settings.model_name}@{settings.model_alias}"
+    try:
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except mlflow.exceptions.MlflowException as exc:
+        raise UserError(f"Cannot load {uri}: {str(exc).splitlines()[0]}") from exc
+    started = time.perf_counter()
+    result = score_file(model, data, out, with_reasons=reasons)
+    json_path, html_path = result.summary.write(summary)
+    seconds = time.perf_counter() - started
+    s = result.summary
+    typer.echo(
+        f"Scored {s.scored:,} customers and rejected {s.rejected:,} rows in {seconds:.1f} s "
+        f"-> {out}\nSummary: {json_path} and {html_path}"
+    )
+
+
 @app.command("champion-version")
 def champion_version(
     model_name: Annotated[Optional[str], typer.Option(help="Registered model name.")] = None,

@@ -71,7 +71,8 @@ def fit_logistic_regression(
         ]
     )
     pipeline.fit(train, y_train)
-    return FittedCandidate("logistic_regression", LinearScorer.from_pipeline(pipeline), params)
+    scorer = LinearScorer.from_pipeline(pipeline, train)
+    return FittedCandidate("logistic_regression", scorer, params)
 
 
 def fit_catboost(

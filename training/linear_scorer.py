@@ -30,9 +30,13 @@ class LinearScorer:
     categorical_weights: np.ndarray
     numeric_weights: np.ndarray
     intercept: float
+    categorical_means: np.ndarray
 
     @classmethod
-    def from_pipeline(cls, pipeline: Pipeline) -> LinearScorer:
+    def from_pipeline(
+        cls, pipeline: Pipeline, training: pd.DataFrame | None = None
+    ) -> LinearScorer:
+        """Compile a fitted pipeline; `training` centres the contributions on its averages."""
         columns = pipeline.named_steps["encode"]
         encoder = columns.named_transformers_["categorical"]
         numeric_steps = columns.named_transformers_["numeric"]
@@ -40,6 +44,11 @@ class LinearScorer:
         numeric = tuple(str(c) for c in columns.transformers_[1][2])
         level_values, unseen = _encoded_levels(encoder, categorical)
         weights = pipeline.named_steps["model"].coef_[0]
+        means = np.zeros(len(categorical))
+        if training is not None and categorical:
+            means = (
+                encoder.transform(training[list(categorical)]).to_numpy(dtype=float).mean(axis=0)
+            )
         return cls(
             categorical=categorical,
             numeric=numeric,
@@ -51,14 +60,24 @@ class LinearScorer:
             categorical_weights=weights[: len(categorical)].astype(float),
             numeric_weights=weights[len(categorical) :].astype(float),
             intercept=float(pipeline.named_steps["model"].intercept_[0]),
+            categorical_means=means,
         )
 
     @property
     def feature_names(self) -> list[str]:
         return [*self.categorical, *self.numeric]
 
+    @property
+    def base_value(self) -> float:
+        """The log-odds of an average customer: contributions are measured from here."""
+        return float(self.intercept + self.categorical_weights @ self.categorical_means)
+
     def contributions(self, features: pd.DataFrame) -> np.ndarray:
-        """Each feature's additive share of the log-odds; add `intercept` for the raw score."""
+        """Each feature's exact share of the log-odds; add `base_value` for the raw score.
+
+        Numerics are standardised on the training data, so they are centred already;
+        categoricals are centred on their average training encoding.
+        """
         encoded = np.empty((len(features), len(self.categorical)), dtype=float)
         for index, (name, values) in enumerate(
             zip(self.categorical, self.level_values, strict=True)
@@ -68,10 +87,11 @@ class LinearScorer:
         numbers = features[list(self.numeric)].to_numpy(dtype=float)
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
         scaled = (numbers - self.means) / self.scales
-        return np.hstack([encoded * self.categorical_weights, scaled * self.numeric_weights])
+        centred = encoded - self.categorical_means
+        return np.hstack([centred * self.categorical_weights, scaled * self.numeric_weights])
 
     def log_odds(self, features: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.contributions(features).sum(axis=1) + self.intercept)
+        return np.asarray(self.contributions(features).sum(axis=1) + self.base_value)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         churn = 1.0 / (1.0 + np.exp(-self.log_odds(features)))

@@ -1,4 +1,5 @@
-"""ChurnModel: the registered pyfunc. It carries its preprocessing, threshold and risk tiers."""
+"""ChurnModel: the registered pyfunc. It carries its preprocessing, threshold, risk tiers,
+deciles, segments and retention playbook, so every consumer decides the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from training.candidates import ChurnEstimator
+from training.customer_value import CustomerValue
+from training.explain import Reason, contributions, top_reasons
 from training.features import FeatureSpec
+from training.playbook import Playbook
+from training.priority import Deciles
+from training.segments import Segmenter
 
 # Travels inside the MLflow model, so a server can read the spec without unpickling the model.
 MODEL_DESCRIPTION_FILE = "churn_model.json"
@@ -40,10 +46,41 @@ class Decisions:
     probability: np.ndarray
     churn: np.ndarray
     tier: np.ndarray
+    decile: np.ndarray
+    segment_id: np.ndarray
+    segment: np.ndarray
+    action: np.ndarray
+    expected_value: np.ndarray
+    customer_value: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "churn_probability": self.probability,
+                "churn": self.churn,
+                "risk_tier": self.tier,
+                "decile": self.decile,
+                "segment_id": self.segment_id,
+                "segment": self.segment,
+                "action": self.action,
+                "expected_value": self.expected_value,
+                "customer_value": self.customer_value,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Insight:
+    """Everything a retention team needs about a model, besides the estimator itself."""
+
+    deciles: Deciles
+    segments: Segmenter
+    playbook: Playbook
+    value: CustomerValue
 
 
 class ChurnModel(PythonModel):
-    """Raw customer rows in, churn probabilities out."""
+    """Raw customer rows in, churn probabilities out (`decide` and `explain` give the rest)."""
 
     def __init__(
         self,
@@ -52,12 +89,14 @@ class ChurnModel(PythonModel):
         candidate: str,
         threshold: float,
         tiers: RiskTiers,
+        insight: Insight,
     ) -> None:
         self.spec = spec
         self.estimator = estimator
         self.candidate = candidate
         self.threshold = threshold
         self.tiers = tiers
+        self.insight = insight
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -65,21 +104,46 @@ class ChurnModel(PythonModel):
         return self.churn_probability(pd.DataFrame(model_input))
 
     def churn_probability(self, customers: pd.DataFrame) -> np.ndarray:
-        features = self.spec.prepare(customers)
+        return self._probability(self.spec.prepare(customers))
+
+    def _probability(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(features))[:, 1]
 
     def decide(self, customers: pd.DataFrame) -> Decisions:
-        probability = self.churn_probability(customers)
+        features = self.spec.prepare(customers)
+        probability = self._probability(features)
+        tier = self.tiers.assign(probability)
+        segment_id = self.insight.segments.assign(features)
+        segment = self.insight.segments.names[segment_id]
+        value = self.insight.value.of(features)
+        reasons = np.full(len(features), "", dtype=object)
+        if self.insight.playbook.uses_reasons and len(features):
+            matrix, _ = contributions(self.estimator, self.spec, features)
+            reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
+        recommended = self.insight.playbook.recommend(probability, value, tier, segment, reasons)
         return Decisions(
             probability=probability,
             churn=probability >= self.threshold,
-            tier=self.tiers.assign(probability),
+            tier=tier,
+            decile=self.insight.deciles.assign(probability),
+            segment_id=segment_id,
+            segment=segment,
+            action=recommended.action,
+            expected_value=recommended.expected_value,
+            customer_value=value,
         )
+
+    def explain(self, customers: pd.DataFrame) -> list[list[Reason]]:
+        return top_reasons(self.estimator, self.spec, self.spec.prepare(customers))
 
     def describe(self) -> dict[str, Any]:
         return {
             "candidate": self.candidate,
             "threshold": self.threshold,
             "risk_tiers": asdict(self.tiers),
+            "deciles": list(self.insight.deciles.cutoffs),
+            "segments": self.insight.segments.describe(),
+            "playbook_version": self.insight.playbook.version,
+            "customer_value": asdict(self.insight.value),
             "feature_spec": self.spec.to_dict(),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_STORE = Path("mlruns")
@@ -36,7 +36,16 @@ class TrainingSettings(BaseSettings):
     catboost_iterations: PositiveInt = 2000
     catboost_threads: int = Field(default=-1, description="-1 uses every core")
     min_rows: PositiveInt = 200
+    playbook: Path = Path(__file__).parent / "playbook.yaml"
+    # e.g. "MonthlyCharges * 12"; without one, every customer is worth economics.customer_value.
+    customer_value_formula: str | None = None
+    segments_k: int | None = Field(default=None, ge=3, le=6, description="None: best silhouette")
     economics: Economics = Field(default_factory=Economics)
+
+    @field_validator("customer_value_formula")
+    @classmethod
+    def _blank_formula_is_none(cls, value: str | None) -> str | None:
+        return value if value and value.strip() else None
 
     @property
     def uses_database_store(self) -> bool:

@@ -18,11 +18,15 @@ from sklearn.model_selection import train_test_split
 
 from training import plots
 from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regression
+from training.customer_value import CustomerValue
 from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
 from training.features import FeatureSpec, infer_spec
-from training.model import MODEL_DESCRIPTION_FILE, ChurnModel, RiskTiers
+from training.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
+from training.playbook import load_playbook
+from training.priority import Deciles
 from training.registry import connect, ensure_experiment
+from training.segments import fit_segments
 from training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -160,7 +164,7 @@ def train(
         mlflow.set_tag("winner", winner.candidate.name)
         mlflow.log_metrics({f"winner.test.{k}": v for k, v in winner.test.as_dict().items()})
 
-    version = _register(winner, spec, data, settings)
+    version = _register(winner, spec, data, seed, settings)
     return TrainingResult(
         parent_run_id=parent.info.run_id,
         model_run_id=winner.run_id,
@@ -203,8 +207,27 @@ def _log_candidate(
     )
 
 
+def fit_insight(
+    winner: CandidateResult, spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings
+) -> Insight:
+    """Segments, deciles, playbook and customer value, all from the training split only."""
+    train = spec.prepare(data.train)
+    value = CustomerValue(settings.customer_value_formula, settings.economics.customer_value)
+    value.check(train)
+    return Insight(
+        deciles=Deciles.from_scores(winner.candidate.churn_probability(train)),
+        segments=fit_segments(spec, train, data.y_train, seed, settings.segments_k),
+        playbook=load_playbook(settings.playbook),
+        value=value,
+    )
+
+
 def _register(
-    winner: CandidateResult, spec: FeatureSpec, data: Split, settings: TrainingSettings
+    winner: CandidateResult,
+    spec: FeatureSpec,
+    data: Split,
+    seed: int,
+    settings: TrainingSettings,
 ) -> str:
     model = ChurnModel(
         spec=spec,
@@ -212,6 +235,7 @@ def _register(
         candidate=winner.candidate.name,
         threshold=winner.threshold,
         tiers=winner.tiers,
+        insight=fit_insight(winner, spec, data, seed, settings),
     )
     example = spec.prepare(data.test.head(5))
     signature = infer_signature(example, model.churn_probability(example))
@@ -228,6 +252,16 @@ def _register(
             pip_requirements=[f"{p}=={package_version(p)}" for p in MODEL_PACKAGES],
             registered_model_name=settings.model_name,
             metadata={"candidate": winner.candidate.name, "threshold": winner.threshold},
+        )
+        mlflow.log_dict({"segments": model.insight.segments.describe()}, "insight/segments.json")
+        mlflow.log_dict(model.insight.playbook.source, "insight/playbook.yaml")
+        mlflow.log_params(
+            {
+                "playbook_version": model.insight.playbook.version,
+                "segments": len(model.insight.segments.profiles),
+                "customer_value": settings.customer_value_formula
+                or settings.economics.customer_value,
+            }
         )
         evaluation = data.test.assign(**{TARGET_COLUMN_IN_ARTIFACT: data.y_test})
         path = Path(folder) / Path(EVALUATION_ARTIFACT).name

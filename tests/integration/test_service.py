@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -290,3 +292,59 @@ def test_a_short_locust_run_passes_its_own_checks(
     summary = read_summary(tmp_path / "smoke_stats.csv")
     assert summary.requests > 20, result.stderr[-2000:]
     assert summary.failures == 0, (tmp_path / "smoke_failures.csv").read_text()
+
+
+def test_predictions_carry_decile_segment_and_action(
+    served: Served, customers: pd.DataFrame
+) -> None:
+    records = _records(customers, slice(400, 420))
+    predictions = httpx.post(
+        f"{served.url}/predict", json={"customers": records}, timeout=30
+    ).json()
+    card = httpx.get(f"{served.url}/model", timeout=10).json()
+    segment_names = {s["segment_id"]: s["name"] for s in card["segments"]}
+    for prediction in predictions:
+        assert 1 <= prediction["decile"] <= 10
+        assert prediction["segment"] == segment_names[prediction["segment_id"]]
+        assert prediction["expected_value"] >= 0
+        assert (prediction["action"] == "no action") == (prediction["expected_value"] == 0)
+
+
+def test_explain_gives_three_reasons_per_customer(served: Served, customers: pd.DataFrame) -> None:
+    records = _records(customers, slice(0, 3))
+    response = httpx.post(f"{served.url}/explain", json={"customers": records}, timeout=30)
+    assert response.status_code == 200, response.text
+    for record, explanation in zip(records, response.json(), strict=True):
+        assert explanation["customer_id"] == record["customerID"]
+        reasons = explanation["reasons"]
+        assert len(reasons) == 3
+        assert all(r["feature"] in record for r in reasons)
+        assert [abs(r["contribution"]) for r in reasons] == sorted(
+            (abs(r["contribution"]) for r in reasons), reverse=True
+        )
+
+
+def test_a_file_is_scored_as_a_task(
+    served: Served, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    table = customers.drop(columns=["Churn"]).head(300).astype(str)
+    table.loc[5, "MonthlyCharges"] = "free"
+    path = tmp_path / "upload.csv"
+    table.to_csv(path, index=False)
+    with path.open("rb") as upload:
+        submitted = httpx.post(
+            f"{served.url}/score_file/submit", files={"file": ("upload.csv", upload)}, timeout=30
+        )
+    assert submitted.status_code == 200, submitted.text
+    task_id = submitted.json()["task_id"]
+    for _ in range(120):
+        status = httpx.get(f"{served.url}/score_file/status", params={"task_id": task_id}).json()
+        if status["status"] != "in_progress":
+            break
+        time.sleep(0.5)
+    assert status["status"] == "completed", status
+    result = httpx.get(f"{served.url}/score_file/get", params={"task_id": task_id}, timeout=30)
+    scored = pd.read_csv(io.StringIO(result.text), dtype={"customerID": str})
+    assert scored["customerID"].tolist() == table["customerID"].tolist()
+    assert scored.loc[5, "error"] == "MonthlyCharges: 'free' is not a number"
+    assert scored["churn_probability"].notna().sum() == 299

@@ -45,7 +45,7 @@ def _pipeline_and_scorer(
             ("model", LogisticRegression(max_iter=2000)),
         ]
     ).fit(features, table.target)
-    return pipeline, LinearScorer.from_pipeline(pipeline), features
+    return pipeline, LinearScorer.from_pipeline(pipeline, features), features
 
 
 def test_the_compiled_scorer_matches_the_sklearn_pipeline(customers: pd.DataFrame) -> None:
@@ -63,7 +63,7 @@ def test_contributions_add_up_to_the_log_odds(customers: pd.DataFrame) -> None:
     pipeline, scorer, features = _pipeline_and_scorer(customers)
     sample = features.head(20)
     probability = pipeline.predict_proba(sample)[:, 1]
-    log_odds = scorer.contributions(sample).sum(axis=1) + scorer.intercept
+    log_odds = scorer.contributions(sample).sum(axis=1) + scorer.base_value
     np.testing.assert_allclose(log_odds, np.log(probability / (1 - probability)), atol=1e-9)
 
 

@@ -1,0 +1,143 @@
+"""Reasons, segments, deciles and the playbook of a trained model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.errors import UserError
+from training.explain import contributions, raw_score
+from training.model import ChurnModel
+from training.playbook import NO_ACTION, parse_playbook
+from training.priority import Deciles
+
+CANDIDATES = ["logistic_regression", "catboost"]
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_contributions_plus_base_value_reproduce_the_raw_score(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str
+) -> None:
+    model = trained[candidate]
+    features = model.spec.prepare(customers.head(200))
+    matrix, base = contributions(model.estimator, model.spec, features)
+    assert matrix.shape == (200, len(model.spec.names))
+    np.testing.assert_allclose(
+        matrix.sum(axis=1) + base, raw_score(model.estimator, features), atol=1e-6
+    )
+    probability = 1 / (1 + np.exp(-(matrix.sum(axis=1) + base)))
+    np.testing.assert_allclose(probability, model.churn_probability(customers.head(200)), atol=1e-6)
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_the_top_three_reasons_are_the_largest_contributions(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str
+) -> None:
+    model = trained[candidate]
+    reasons = model.explain(customers.head(5))
+    matrix, _ = contributions(model.estimator, model.spec, model.spec.prepare(customers.head(5)))
+    for row, found in enumerate(reasons):
+        assert len(found) == 3
+        sizes = [abs(r.contribution) for r in found]
+        assert sizes == sorted(sizes, reverse=True)
+        assert sizes[0] == pytest.approx(np.abs(matrix[row]).max())
+        for reason in found:
+            assert reason.direction == ("raises risk" if reason.contribution > 0 else "lowers risk")
+            assert reason.feature in model.spec.names
+
+
+def test_segments_are_fitted_on_the_training_split_and_named(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame
+) -> None:
+    segments = trained["catboost"].insight.segments
+    assert 3 <= len(segments.profiles) <= 6
+    assert set(segments.silhouette) == {3, 4, 5, 6}
+    assert len(segments.profiles) == max(segments.silhouette, key=lambda k: segments.silhouette[k])
+    assert sum(p.size for p in segments.profiles) == int(len(customers) * 0.6)
+    names = [p.name for p in segments.profiles]
+    assert len(set(names)) == len(names) and all(
+        n.endswith(")") or n.endswith("customers") for n in names
+    )
+    assert all(0 <= p.churn_rate <= 1 for p in segments.profiles)
+
+
+def test_every_decision_carries_decile_segment_and_action(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame
+) -> None:
+    decisions = trained["logistic_regression"].decide(customers.head(300))
+    assert set(decisions.decile) <= set(range(1, 11))
+    riskiest = decisions.decile == 1
+    assert decisions.probability[riskiest].min() >= decisions.probability[~riskiest].max() - 1e-12
+    assert set(decisions.segment_id) <= set(
+        range(len(trained["logistic_regression"].insight.segments.profiles))
+    )
+    assert (decisions.expected_value >= 0).all()
+    assert ((decisions.action == NO_ACTION) == (decisions.expected_value == 0)).all()
+
+
+def test_deciles_follow_the_training_population() -> None:
+    deciles = Deciles.from_scores(np.linspace(0, 1, 1001))
+    assert deciles.assign(np.array([0.99, 0.85, 0.5, 0.05])).tolist() == [1, 2, 5, 10]
+
+
+PLAYBOOK = {
+    "version": "test",
+    "actions": {
+        "call": {"cost": 10, "acceptance_rate": 0.5},
+        "discount": {"cost": 100, "acceptance_rate": 0.8},
+    },
+    "rules": [
+        {"when": {"tier": ["high"]}, "offer": ["discount", "call"]},
+        {"when": {"reason": ["Contract"]}, "offer": ["call"]},
+        {"when": {"segment": ["fibre"]}, "offer": ["discount"]},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("probability", "value", "tier", "segment", "reason", "action", "expected_value"),
+    [
+        (0.9, 1000.0, "high", "x", "tenure", "discount", 0.9 * 1000 * 0.8 - 100),
+        (0.9, 100.0, "high", "x", "tenure", "call", 0.9 * 100 * 0.5 - 10),
+        (0.3, 1000.0, "low", "x", "Contract", "call", 0.3 * 1000 * 0.5 - 10),
+        (0.3, 1000.0, "low", "new fibre customers", "tenure", "discount", 0.3 * 1000 * 0.8 - 100),
+        (0.01, 1000.0, "high", "x", "Contract", NO_ACTION, 0.0),  # every action loses money
+        (0.9, 1000.0, "low", "x", "tenure", NO_ACTION, 0.0),  # no rule matches
+    ],
+)
+def test_the_playbook_picks_the_action_worth_most(
+    probability: float,
+    value: float,
+    tier: str,
+    segment: str,
+    reason: str,
+    action: str,
+    expected_value: float,
+) -> None:
+    playbook = parse_playbook(PLAYBOOK)
+    result = playbook.recommend(
+        np.array([probability]),
+        np.array([value]),
+        np.array([tier]),
+        np.array([segment]),
+        np.array([reason]),
+    )
+    assert result.action[0] == action
+    assert result.expected_value[0] == pytest.approx(expected_value)
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({"actions": {}}, "'actions' and 'rules'"),
+        (
+            {**PLAYBOOK, "actions": {"call": {"cost": "lots", "acceptance_rate": 0.5}}},
+            "numeric cost",
+        ),
+        ({**PLAYBOOK, "rules": [{"offer": ["refund"]}]}, "unknown actions"),
+    ],
+)
+def test_a_broken_playbook_is_named(broken: dict[str, object], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        parse_playbook(broken)
