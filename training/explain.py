@@ -57,21 +57,20 @@ def top_reasons(
 ) -> list[list[Reason]]:
     matrix, _ = contributions(estimator, spec, features)
     names = spec.names
-    reasons = []
-    for row, values in enumerate(matrix):
-        strongest = np.argsort(-np.abs(values), kind="stable")[:top]
-        reasons.append(
-            [
-                Reason(
-                    feature=names[i],
-                    value=_plain(features.iloc[row][names[i]]),
-                    contribution=float(values[i]),
-                    direction="raises risk" if values[i] > 0 else "lowers risk",
-                )
-                for i in strongest
-            ]
-        )
-    return reasons
+    columns = [features[name].to_numpy() for name in names]
+    strongest = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :top]
+    return [
+        [
+            Reason(
+                feature=names[i],
+                value=_plain(columns[i][row]),
+                contribution=float(matrix[row, i]),
+                direction="raises risk" if matrix[row, i] > 0 else "lowers risk",
+            )
+            for i in strongest[row]
+        ]
+        for row in range(len(matrix))
+    ]
 
 
 def _plain(value: Any) -> Any:

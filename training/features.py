@@ -162,6 +162,8 @@ def to_category_text(column: pd.Series) -> pd.Series:
 
 
 def _level(value: object) -> str:
+    if type(value) is str:
+        return value.strip() or MISSING_CATEGORY
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return MISSING_CATEGORY
     if isinstance(value, float) and value.is_integer():

@@ -110,7 +110,10 @@ class ChurnModel(PythonModel):
         return np.asarray(self.estimator.predict_proba(features))[:, 1]
 
     def decide(self, customers: pd.DataFrame) -> Decisions:
-        features = self.spec.prepare(customers)
+        return self.decide_prepared(self.spec.prepare(customers))
+
+    def decide_prepared(self, features: pd.DataFrame) -> Decisions:
+        """`decide` for features already through `spec.prepare` (file scoring reuses them)."""
         probability = self._probability(features)
         tier = self.tiers.assign(probability)
         segment_id = self.insight.segments.assign(features)
@@ -134,7 +137,10 @@ class ChurnModel(PythonModel):
         )
 
     def explain(self, customers: pd.DataFrame) -> list[list[Reason]]:
-        return top_reasons(self.estimator, self.spec, self.spec.prepare(customers))
+        return self.explain_prepared(self.spec.prepare(customers))
+
+    def explain_prepared(self, features: pd.DataFrame) -> list[list[Reason]]:
+        return top_reasons(self.estimator, self.spec, features)
 
     def describe(self) -> dict[str, Any]:
         return {

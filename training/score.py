@@ -70,14 +70,15 @@ def score_chunk(
     result["error"] = errors
     if good.any():
         customers = chunk[good]
-        decisions = model.decide(customers)
+        features = model.spec.prepare(customers)
+        decisions = model.decide_prepared(features)
         summary.add(decisions)
         frame = decisions.frame()
         frame.index = customers.index
         for column in frame.columns:
             result.loc[good, column] = frame[column].to_numpy()
         if with_reasons:
-            reasons = model.explain(customers)
+            reasons = model.explain_prepared(features)
             result.loc[good, "top_reasons"] = [_describe(r) for r in reasons]
     summary.reject([str(e).split(":", 1)[0] + ": " + _kind(str(e)) for e in errors[~good]])
     return result

@@ -144,8 +144,10 @@ def _name(
         share_here = members[name].value_counts(normalize=True).to_dict()
         share_all = everyone[name].value_counts(normalize=True).to_dict()
         for level, share in share_here.items():
-            if share >= 0.5 and not str(level).startswith(("No", "__")):
-                lifts.append((float(share) / float(share_all[level]), str(level)))
+            lift = float(share) / float(share_all[level])
+            # Common and over-represented: a trait of this segment, not of everyone.
+            if share >= 0.5 and lift >= 1.25 and not str(level).startswith(("No", "__")):
+                lifts.append((lift, str(level)))
     for _, level in sorted(lifts, reverse=True)[:2]:
         words.append(level)
     name = " ".join([*words, "customers"])
