@@ -147,7 +147,9 @@ def _name(
             lift = float(share) / float(share_all[level])
             # Common and over-represented: a trait of this segment, not of everyone.
             if share >= 0.5 and lift >= 1.25 and not str(level).startswith(("No", "__")):
-                lifts.append((lift, str(level)))
+                # "Yes" alone says nothing: name the column instead ("StreamingTV").
+                generic = str(level).lower() in {"yes", "true", "1", "y"}
+                lifts.append((lift, str(name) if generic else str(level)))
     for _, level in sorted(lifts, reverse=True)[:2]:
         words.append(level)
     name = " ".join([*words, "customers"])
