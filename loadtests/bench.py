@@ -240,8 +240,9 @@ def print_table(
     single_ms: float,
 ) -> None:
     def median_step(steps: list[Step | None]) -> Step | None:
-        found = sorted((s for s in steps if s), key=lambda s: s.rate)
-        return found[len(found) // 2] if found else None
+        """A run that sustained no rate at all ranks lowest."""
+        ranked = sorted(steps, key=lambda s: -1 if s is None else s.rate)
+        return ranked[len(ranked) // 2]
 
     print()
     print(
