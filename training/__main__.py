@@ -152,8 +152,9 @@ def score(
     from training.score import score_file
 
     settings = _settings()
-    connect(settings)
     uri = model_uri or f"models:/{settings.model_name}@{settings.model_alias}"
+    if ":/" in uri:  # a registry or run URI; a local model folder needs no tracking store
+        connect(settings)
     try:
         model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except mlflow.exceptions.MlflowException as exc:
