@@ -18,6 +18,7 @@ from training.features import FeatureSpec
 from training.linear_scorer import LinearScorer
 
 TOP_REASONS = 3
+SMALL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,10 @@ def contributions(
         return matrix[:, order], np.full(len(features), estimator.base_value)
     if isinstance(estimator, CatBoostClassifier):
         pool = Pool(features[spec.names], cat_features=spec.categorical)
-        shap = estimator.get_feature_importance(pool, type="ShapValues")
+        # For a handful of customers, starting threads costs more than it saves
+        # (one customer: 3.7 ms on one thread, 4.1 ms on all cores).
+        threads = 1 if len(features) < SMALL_BATCH else -1
+        shap = estimator.get_feature_importance(pool, type="ShapValues", thread_count=threads)
         return shap[:, :-1], shap[:, -1]
     raise TypeError(f"Cannot explain a {type(estimator).__name__}")
 
