@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import shlex
-import sys
 from typing import Annotated
 
 import bentoml
@@ -13,6 +11,7 @@ import typer
 
 from serving.champion import example_customer, import_champion
 from serving.settings import ServingSettings
+from training.cli_runner import run
 from training.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -73,12 +72,7 @@ def model_labels_command(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app()
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    run(app)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from training.cli_runner import run
 from training.errors import UserError
 from training.settings import TrainingSettings
 
@@ -183,14 +182,7 @@ def champion_version(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "mlflow.store", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        app()
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    run(app)
 
 
 if __name__ == "__main__":
