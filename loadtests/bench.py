@@ -25,6 +25,7 @@ import httpx
 
 from loadtests.customers import load_records
 from loadtests.gate import RunSummary, read_summary
+from loadtests.headless import locust_command
 from serving.settings import ServingSettings
 
 BIN = Path(sys.executable).parent
@@ -114,26 +115,7 @@ def offer(url: str, api: str, rate: int, seconds: int, folder: Path) -> RunSumma
     }
     warm_up = 3
     subprocess.run(
-        [
-            str(BIN / "locust"),
-            "-f",
-            "loadtests/locustfile.py",
-            "--headless",
-            "--only-summary",
-            "--host",
-            url,
-            "-u",
-            str(users),
-            "-r",
-            str(max(1, users // warm_up)),
-            "--run-time",
-            f"{seconds + warm_up}s",
-            "--reset-stats",
-            "--stop-timeout",
-            "5",
-            "--csv",
-            str(prefix),
-        ],
+        locust_command(url, users, max(1, users // warm_up), seconds + warm_up, prefix, True),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,3 @@ def load_records(path: Path | None = None, limit: int = 5000) -> list[dict[str, 
     table = table.drop(columns=[LABEL_COLUMN], errors="ignore")
     records: list[dict[str, Any]] = json.loads(table.to_json(orient="records"))
     return records
-
-
-def sample_body(records: list[dict[str, Any]], rng: random.Random, size: int) -> bytes:
-    return json.dumps({"customers": rng.sample(records, size)}).encode()

@@ -89,10 +89,6 @@ def request_model(
     )
 
 
-def feature_names(signature: ModelSignature) -> list[str]:
-    return [str(column.name) for column in _columns(signature)]
-
-
 def _columns(signature: ModelSignature) -> list[ColSpec]:
     inputs = signature.inputs
     if inputs is None or not inputs.has_input_names():

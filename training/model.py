@@ -4,7 +4,7 @@ deciles, segments and retention playbook, so every consumer decides the same way
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,6 @@ from training.segments import Segmenter
 
 # Travels inside the MLflow model, so a server can read the spec without unpickling the model.
 MODEL_DESCRIPTION_FILE = "churn_model.json"
-RiskTier = Literal["low", "medium", "high"]
 TIER_NAMES = np.array(["low", "medium", "high"], dtype=object)
 
 

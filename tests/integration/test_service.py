@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from loadtests.gate import read_summary
+from loadtests.headless import locust_command
 from tests.integration.conftest import (
     BIN,
     ROOT,
@@ -266,23 +267,7 @@ def test_a_short_locust_run_passes_its_own_checks(
         "LOADTEST_USERS": "8",
     }
     result = subprocess.run(
-        [
-            str(BIN / "locust"),
-            "-f",
-            "loadtests/locustfile.py",
-            "--headless",
-            "--only-summary",
-            "--host",
-            served.url,
-            "-u",
-            "8",
-            "-r",
-            "8",
-            "--run-time",
-            "4s",
-            "--csv",
-            str(tmp_path / "smoke"),
-        ],
+        locust_command(served.url, 8, 8, 4, tmp_path / "smoke", reset_stats=False),
         cwd=ROOT,
         env=env,
         capture_output=True,
