@@ -125,8 +125,9 @@ class ChurnService:
         """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
         contributions for the baseline). Separate from /predict so /predict stays fast."""
         records = pd.DataFrame([customer.model_dump(by_alias=True) for customer in customers])
-        probabilities = self.model.churn_probability(records)
-        reasons = self.model.explain(records)
+        features = self.model.spec.prepare(records)
+        probabilities = self.model.churn_probability_prepared(features)
+        reasons = self.model.explain_prepared(features)
         return [
             Explanation(
                 customer_id=_customer_id(customer),

@@ -3,7 +3,8 @@
 Both serve the same registered version with the same number of workers and take the same
 Locust file. The offered rate steps up until a step fails; "sustainable" means 0 failures,
 p99 ≤ 100 ms and at least 97% of the offered rate achieved. It also measures the offline
-ceiling (rows/s scored in-process, in batches) and one 1,000-customer request on an idle service.
+ceiling (rows/s scored in-process, in batches), and on an idle service one 1,000-customer
+request and one single-customer /explain.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,19 +142,36 @@ def find_max_rate(url: str, api: str, rates: list[int], seconds: int, folder: Pa
     return best
 
 
-def big_request_ms(url: str, repeats: int = 20) -> float:
-    body = {"customers": load_records(limit=1000)}
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        response = httpx.post(url + "/predict", json=body, timeout=30)
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200 and len(response.json()) == 1000
-    return statistics.median(timings)
+@dataclass(frozen=True)
+class IdleLatency:
+    """Median over repeated requests to an otherwise idle service, in ms."""
+
+    predict_1000: float
+    explain_one: float
 
 
-def offline_ceiling(model_uri: str) -> tuple[float, float]:
-    """Rows/s scored in-process in batches of 1,000, and ms per single-row call."""
+def idle_latency(url: str, repeats: int = 20) -> IdleLatency:
+    def median_ms(api: str, customers: list[dict[str, object]]) -> float:
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = httpx.post(f"{url}/{api}", json={"customers": customers}, timeout=30)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200 and len(response.json()) == len(customers)
+        return statistics.median(timings)
+
+    records = load_records(limit=1000)
+    return IdleLatency(median_ms("predict", records), median_ms("explain", records[:1]))
+
+
+@dataclass(frozen=True)
+class Offline:
+    rows_per_second: float  # scored in-process in batches of 1,000
+    predict_one_ms: float  # median of single-row calls
+    explain_one_ms: float  # median of single-customer explanations (top 3 reasons)
+
+
+def offline(model_uri: str) -> Offline:
     import mlflow
     import pandas as pd
 
@@ -165,11 +183,17 @@ def offline_ceiling(model_uri: str) -> tuple[float, float]:
         for batch in batches:
             model.churn_probability(batch)
     rows_per_second = 5 * len(records) / (time.perf_counter() - started)
-    one = records.iloc[:1]
-    started = time.perf_counter()
-    for _ in range(500):
-        model.churn_probability(one)
-    return rows_per_second, (time.perf_counter() - started) / 500 * 1000
+
+    def median_ms(call: Callable[[pd.DataFrame], object]) -> float:
+        timings = []
+        for row in range(500):
+            one = records.iloc[[row]]
+            started = time.perf_counter()
+            call(one)
+            timings.append((time.perf_counter() - started) * 1000)
+        return statistics.median(timings)
+
+    return Offline(rows_per_second, median_ms(model.churn_probability), median_ms(model.explain))
 
 
 def main() -> None:
@@ -193,7 +217,7 @@ def main() -> None:
     os.environ["CHURN_WORKERS"] = str(args.workers)
 
     results: dict[str, list[Step | None]] = {}
-    big: list[float] = []
+    idle: list[IdleLatency] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for run in range(1, args.runs + 1):
@@ -208,18 +232,16 @@ def main() -> None:
             if "bentoml" in args.targets:
                 # On a fresh service: one huge batch first would teach the batcher to wait.
                 ours = targets(model_uri, args.workers, args.port)[0]
-                with running(ours, args.port, folder / "big.log") as url:
-                    big.append(big_request_ms(url))
-    ceiling, single_ms = (0.0, 0.0) if args.no_offline else offline_ceiling(model_uri)
-    print_table(results, args, big, ceiling, single_ms)
+                with running(ours, args.port, folder / "idle.log") as url:
+                    idle.append(idle_latency(url))
+    print_table(results, args, idle, None if args.no_offline else offline(model_uri))
 
 
 def print_table(
     results: dict[str, list[Step | None]],
     args: argparse.Namespace,
-    big: list[float],
-    ceiling: float,
-    single_ms: float,
+    idle: list[IdleLatency],
+    in_process: Offline | None,
 ) -> None:
     def median_step(steps: list[Step | None]) -> Step | None:
         """A run that sustained no rate at all ranks lowest."""
@@ -248,11 +270,17 @@ def print_table(
     if ours and theirs and len(medians) == 2:
         ratio = ours.summary.requests_per_second / theirs.summary.requests_per_second
         print(f"\nratio BentoML / mlflow models serve: {ratio:.1f}x")
-    if big:
-        print(f"one request of 1,000 customers, idle service: {statistics.median(big):.0f} ms")
-    if ceiling:
-        print(f"offline ceiling, in-process, batches of 1,000: {ceiling:,.0f} rows/s")
-        print(f"offline, one row per call: {single_ms:.2f} ms")
+    if idle:
+        big = statistics.median(i.predict_1000 for i in idle)
+        explain = statistics.median(i.explain_one for i in idle)
+        print(f"idle service: one request of 1,000 customers {big:.0f} ms; ", end="")
+        print(f"/explain for one customer {explain:.1f} ms")
+    if in_process:
+        print(
+            f"offline, in-process: {in_process.rows_per_second:,.0f} rows/s in batches of 1,000; "
+            f"one row {in_process.predict_one_ms:.2f} ms; "
+            f"explaining one customer {in_process.explain_one_ms:.2f} ms"
+        )
     print(json.dumps({name: [s and s.rate for s in steps] for name, steps in results.items()}))
 
 

@@ -1,8 +1,8 @@
 """Why a customer is at risk: each feature's additive contribution to the model's log-odds.
 
-CatBoost gives exact SHAP values (`get_feature_importance(type="ShapValues")`); the compiled
-logistic regression gives its exact linear contributions. Either way, contributions plus the
-base value reproduce the model's raw score.
+CatBoost gives exact SHAP values (its own `ShapValues`, looked up per leaf: catboost_shap.py);
+the compiled logistic regression gives its exact linear contributions. Either way,
+contributions plus the base value reproduce the model's raw score.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier, Pool
+from catboost import CatBoostClassifier
 
+from training.catboost_shap import CatBoostShap
 from training.features import FeatureSpec
 from training.linear_scorer import LinearScorer
 
 TOP_REASONS = 3
-SMALL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -29,22 +29,27 @@ class Reason:
     direction: Literal["raises risk", "lowers risk"]
 
 
+Explainer = LinearScorer | CatBoostShap
+
+
+def explainer_for(estimator: object, spec: FeatureSpec, reference: pd.DataFrame) -> Explainer:
+    """What explains `estimator`; `reference` (prepared features) fills CatBoost's SHAP table."""
+    if isinstance(estimator, LinearScorer):
+        return estimator
+    if isinstance(estimator, CatBoostClassifier):
+        return CatBoostShap.fit(estimator, spec, reference)
+    raise TypeError(f"Cannot explain a {type(estimator).__name__}")
+
+
 def contributions(
-    estimator: object, spec: FeatureSpec, features: pd.DataFrame
+    explainer: Explainer, spec: FeatureSpec, features: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows x features contributions in `spec.names` order, base value per row)."""
-    if isinstance(estimator, LinearScorer):
-        matrix = estimator.contributions(features)
-        order = [estimator.feature_names.index(name) for name in spec.names]
-        return matrix[:, order], np.full(len(features), estimator.base_value)
-    if isinstance(estimator, CatBoostClassifier):
-        pool = Pool(features[spec.names], cat_features=spec.categorical)
-        # For a handful of customers, starting threads costs more than it saves
-        # (one customer: 3.7 ms on one thread, 4.1 ms on all cores).
-        threads = 1 if len(features) < SMALL_BATCH else -1
-        shap = estimator.get_feature_importance(pool, type="ShapValues", thread_count=threads)
-        return shap[:, :-1], shap[:, -1]
-    raise TypeError(f"Cannot explain a {type(estimator).__name__}")
+    if isinstance(explainer, LinearScorer):
+        matrix = explainer.contributions(features)
+        order = [explainer.feature_names.index(name) for name in spec.names]
+        return matrix[:, order], np.full(len(features), explainer.base_value)
+    return explainer.contributions(features)
 
 
 def raw_score(estimator: object, features: pd.DataFrame) -> np.ndarray:
@@ -57,9 +62,9 @@ def raw_score(estimator: object, features: pd.DataFrame) -> np.ndarray:
 
 
 def top_reasons(
-    estimator: object, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
+    explainer: Explainer, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
 ) -> list[list[Reason]]:
-    matrix, _ = contributions(estimator, spec, features)
+    matrix, _ = contributions(explainer, spec, features)
     names = spec.names
     columns = [features[name].to_numpy() for name in names]
     strongest = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :top]

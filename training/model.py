@@ -12,7 +12,7 @@ from mlflow.pyfunc.model import PythonModel
 
 from training.candidates import ChurnEstimator
 from training.customer_value import CustomerValue
-from training.explain import Reason, contributions, top_reasons
+from training.explain import Explainer, Reason, contributions, top_reasons
 from training.features import FeatureSpec
 from training.playbook import Playbook
 from training.priority import Deciles
@@ -76,6 +76,7 @@ class Insight:
     segments: Segmenter
     playbook: Playbook
     value: CustomerValue
+    explainer: Explainer
 
 
 class ChurnModel(PythonModel):
@@ -103,9 +104,9 @@ class ChurnModel(PythonModel):
         return self.churn_probability(pd.DataFrame(model_input))
 
     def churn_probability(self, customers: pd.DataFrame) -> np.ndarray:
-        return self._probability(self.spec.prepare(customers))
+        return self.churn_probability_prepared(self.spec.prepare(customers))
 
-    def _probability(self, features: pd.DataFrame) -> np.ndarray:
+    def churn_probability_prepared(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(features))[:, 1]
 
     def decide(self, customers: pd.DataFrame) -> Decisions:
@@ -113,14 +114,14 @@ class ChurnModel(PythonModel):
 
     def decide_prepared(self, features: pd.DataFrame) -> Decisions:
         """`decide` for features already through `spec.prepare` (file scoring reuses them)."""
-        probability = self._probability(features)
+        probability = self.churn_probability_prepared(features)
         tier = self.tiers.assign(probability)
         segment_id = self.insight.segments.assign(features)
         segment = self.insight.segments.names[segment_id]
         value = self.insight.value.of(features)
         reasons = np.full(len(features), "", dtype=object)
         if self.insight.playbook.uses_reasons and len(features):
-            matrix, _ = contributions(self.estimator, self.spec, features)
+            matrix, _ = contributions(self.insight.explainer, self.spec, features)
             reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
         recommended = self.insight.playbook.recommend(probability, value, tier, segment, reasons)
         return Decisions(
@@ -139,7 +140,7 @@ class ChurnModel(PythonModel):
         return self.explain_prepared(self.spec.prepare(customers))
 
     def explain_prepared(self, features: pd.DataFrame) -> list[list[Reason]]:
-        return top_reasons(self.estimator, self.spec, features)
+        return top_reasons(self.insight.explainer, self.spec, features)
 
     def describe(self) -> dict[str, Any]:
         return {

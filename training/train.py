@@ -21,6 +21,7 @@ from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regr
 from training.customer_value import CustomerValue
 from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
+from training.explain import explainer_for
 from training.features import FeatureSpec, infer_spec
 from training.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
 from training.playbook import load_playbook
@@ -210,8 +211,13 @@ def _log_candidate(
 def fit_insight(
     winner: CandidateResult, spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings
 ) -> Insight:
-    """Segments, deciles, playbook and customer value, all from the training split only."""
+    """Segments, deciles, playbook and customer value, all from the training split only.
+
+    The explainer's look-up table is the exception: every known customer fills it, so that fewer
+    new customers land in a leaf it lacks (its values are CatBoost's own either way).
+    """
     train = spec.prepare(data.train)
+    known = spec.prepare(pd.concat([data.train, data.valid, data.test]))
     value = CustomerValue(settings.customer_value_formula, settings.economics.customer_value)
     value.check(train)
     return Insight(
@@ -219,6 +225,7 @@ def fit_insight(
         segments=fit_segments(spec, train, data.y_train, seed, settings.segments_k),
         playbook=load_playbook(settings.playbook),
         value=value,
+        explainer=explainer_for(winner.candidate.estimator, spec, known),
     )
 
 

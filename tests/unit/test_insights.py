@@ -21,7 +21,7 @@ def test_contributions_plus_base_value_reproduce_the_raw_score(
 ) -> None:
     model = trained[candidate]
     features = model.spec.prepare(customers.head(200))
-    matrix, base = contributions(model.estimator, model.spec, features)
+    matrix, base = contributions(model.insight.explainer, model.spec, features)
     assert matrix.shape == (200, len(model.spec.names))
     np.testing.assert_allclose(
         matrix.sum(axis=1) + base, raw_score(model.estimator, features), atol=1e-6
@@ -36,7 +36,9 @@ def test_the_top_three_reasons_are_the_largest_contributions(
 ) -> None:
     model = trained[candidate]
     reasons = model.explain(customers.head(5))
-    matrix, _ = contributions(model.estimator, model.spec, model.spec.prepare(customers.head(5)))
+    matrix, _ = contributions(
+        model.insight.explainer, model.spec, model.spec.prepare(customers.head(5))
+    )
     for row, found in enumerate(reasons):
         assert len(found) == 3
         sizes = [abs(r.contribution) for r in found]

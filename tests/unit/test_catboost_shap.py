@@ -1,0 +1,42 @@
+"""The SHAP look-up table gives exactly CatBoost's own SHAP values, in or out of its leaves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from catboost import Pool
+
+from training.catboost_shap import CatBoostShap
+from training.model import ChurnModel
+from training.synth import synthesize
+
+
+def _catboosts_own(model: ChurnModel, features: pd.DataFrame) -> np.ndarray:
+    pool = Pool(features[model.spec.names], cat_features=model.spec.categorical)
+    return np.asarray(model.estimator.get_feature_importance(pool, type="ShapValues"))
+
+
+def test_looked_up_values_are_catboosts_own_for_new_customers(
+    trained: dict[str, ChurnModel],
+) -> None:
+    model = trained["catboost"]
+    features = model.spec.prepare(synthesize(300, seed=99))
+    matrix, base = model.insight.explainer.contributions(features)
+    own = _catboosts_own(model, features)
+    np.testing.assert_allclose(matrix, own[:, :-1], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(base, own[:, -1], rtol=0, atol=1e-12)
+
+
+def test_customers_in_leaves_the_table_lacks_get_catboosts_own_call(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame
+) -> None:
+    model = trained["catboost"]
+    features = model.spec.prepare(customers.head(300))
+    sparse = CatBoostShap.fit(model.estimator, model.spec, features.head(30))
+    leaves = model.estimator.calc_leaf_indexes(
+        Pool(features[model.spec.names], cat_features=model.spec.categorical)
+    )
+    in_table = sparse.known[leaves + sparse.first_leaf].all(axis=1)
+    assert in_table[:30].all() and not in_table.all()
+    matrix, _ = sparse.contributions(features)
+    np.testing.assert_allclose(matrix, _catboosts_own(model, features)[:, :-1], rtol=0, atol=1e-9)

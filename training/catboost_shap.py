@@ -1,0 +1,87 @@
+"""CatBoost's own SHAP values, worked out once per leaf instead of once per call.
+
+In an oblivious tree every level splits on one condition, so the leaf a customer lands in
+records every split outcome, and the tree's SHAP values for that customer depend on nothing
+else. CatBoost rebuilds its tree statistics on every `ShapValues` call: 4.7 ms for one
+customer with 308 trees, measured here. So at training time we ask CatBoost, one tree at a
+time, for the SHAP values of one customer in each leaf that any known customer reaches, and keep
+them. Explaining is then a leaf lookup and a sum, with the same numbers. A customer who lands in
+a leaf nobody reached gets CatBoost's own call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier, Pool
+
+from training.features import FeatureSpec
+
+# Starting threads costs more than it saves for a few customers (one: 4.1 ms vs 3.7 ms).
+SMALL_BATCH = 256
+# Rows x trees x features looked up at once: bounds the memory of a big batch to ~32 MB.
+LOOKUP_ELEMENTS = 4_000_000
+
+
+@dataclass(frozen=True)
+class CatBoostShap:
+    model: CatBoostClassifier
+    spec: FeatureSpec
+    table: np.ndarray  # (all leaves of all trees) x features
+    known: np.ndarray  # whether each leaf's row of `table` was filled
+    first_leaf: np.ndarray  # index of each tree's first leaf in `table`
+    base_value: float
+
+    @classmethod
+    def fit(
+        cls, model: CatBoostClassifier, spec: FeatureSpec, reference: pd.DataFrame
+    ) -> CatBoostShap:
+        """Fill the table from the customers in `reference` (prepared features)."""
+        leaf_counts = np.asarray(model.get_tree_leaf_counts(), dtype=np.int64)
+        first_leaf = np.cumsum(leaf_counts) - leaf_counts
+        table = np.zeros((int(leaf_counts.sum()), len(spec.names)))
+        known = np.zeros(len(table), dtype=bool)
+        pool = _pool(spec, reference)
+        base_value = float(_catboost_shap(model, _pool(spec, reference.head(1)))[0, -1])
+        if model.get_all_params().get("grow_policy", "SymmetricTree") == "SymmetricTree":
+            leaves = model.calc_leaf_indexes(pool)
+            for tree in range(model.tree_count_):
+                reached, example_row = np.unique(leaves[:, tree], return_index=True)
+                one_tree = model.copy()
+                one_tree.shrink(ntree_end=tree + 1, ntree_start=tree)
+                examples = _pool(spec, reference.iloc[example_row])
+                rows = first_leaf[tree] + reached
+                table[rows] = _catboost_shap(one_tree, examples)[:, :-1]
+                known[rows] = True
+        return cls(model, spec, table, known, first_leaf, base_value)
+
+    def contributions(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(rows x features SHAP values in `spec.names` order, base value per row)."""
+        pool = _pool(self.spec, features)
+        leaves = self.model.calc_leaf_indexes(pool, thread_count=_threads(len(features)))
+        rows = leaves + self.first_leaf
+        matrix = np.empty((len(features), self.table.shape[1]))
+        step = max(1, LOOKUP_ELEMENTS // max(1, self.table.shape[1] * rows.shape[1]))
+        for start in range(0, len(features), step):
+            matrix[start : start + step] = self.table[rows[start : start + step]].sum(axis=1)
+        unknown = ~self.known[rows].all(axis=1)
+        if unknown.any():
+            matrix[unknown] = _catboost_shap(self.model, pool.slice(np.flatnonzero(unknown)))[
+                :, :-1
+            ]
+        return matrix, np.full(len(features), self.base_value)
+
+
+def _pool(spec: FeatureSpec, features: pd.DataFrame) -> Pool:
+    return Pool(features[spec.names], cat_features=spec.categorical)
+
+
+def _catboost_shap(model: CatBoostClassifier, pool: Pool) -> np.ndarray:
+    threads = _threads(pool.num_row())
+    return np.asarray(model.get_feature_importance(pool, type="ShapValues", thread_count=threads))
+
+
+def _threads(rows: int) -> int:
+    return 1 if rows < SMALL_BATCH else -1
