@@ -25,6 +25,9 @@ class ServingSettings(BaseSettings):
     # The batcher waits at most this long to fill a batch before scoring it.
     max_latency_ms: PositiveInt = 1000
     max_batch_size: PositiveInt = 2000
+    # Answer POST /predict in ASGI on BentoML's batcher rather than through BentoML's API path
+    # (serving/fast_predict.py has the measurements). false: BentoML's own endpoint answers.
+    fast_predict: bool = True
     # One log line per request costs more CPU than scoring it; /metrics counts requests anyway.
     access_log: bool = False
     # OpenTelemetry's middleware costs ~10% of a worker per request even when nothing is
