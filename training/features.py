@@ -7,7 +7,7 @@ record takes one path everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -140,6 +140,14 @@ def example_record(spec: FeatureSpec, row: pd.Series) -> dict[str, Any]:
         else:
             record[feature.name] = str(value)
     return record
+
+
+def numeric_matrix(features: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Rows x `names` as floats, without the copy of `features[names]` (a third of the cost of
+    scoring a small batch)."""
+    if not names:
+        return np.empty((len(features), 0))
+    return np.column_stack([features[name].to_numpy(dtype=float) for name in names])
 
 
 def to_numeric(column: pd.Series) -> pd.Series:

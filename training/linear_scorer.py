@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from training.features import numeric_matrix
+
 UNSEEN_LEVEL = "\x00unseen level\x00"
 
 
@@ -84,7 +86,7 @@ class LinearScorer:
         ):
             unseen = self.unseen_values[index]
             encoded[:, index] = [values.get(level, unseen) for level in features[name]]
-        numbers = features[list(self.numeric)].to_numpy(dtype=float)
+        numbers = numeric_matrix(features, self.numeric)
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
         scaled = (numbers - self.means) / self.scales
         centred = encoded - self.categorical_means

@@ -114,15 +114,20 @@ class ChurnModel(PythonModel):
 
     def decide_prepared(self, features: pd.DataFrame) -> Decisions:
         """`decide` for features already through `spec.prepare` (file scoring reuses them)."""
-        probability = self.churn_probability_prepared(features)
+        reasons = np.full(len(features), "", dtype=object)
+        probability = None
+        if self.insight.playbook.uses_reasons and len(features):
+            matrix, base = contributions(self.insight.explainer, self.spec, features)
+            reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
+            if self.insight.explainer is self.estimator:
+                # The linear scorer's log-odds are exactly these contributions plus the base.
+                probability = 1.0 / (1.0 + np.exp(-(matrix.sum(axis=1) + base)))
+        if probability is None:
+            probability = self.churn_probability_prepared(features)
         tier = self.tiers.assign(probability)
         segment_id = self.insight.segments.assign(features)
         segment = self.insight.segments.names[segment_id]
         value = self.insight.value.of(features)
-        reasons = np.full(len(features), "", dtype=object)
-        if self.insight.playbook.uses_reasons and len(features):
-            matrix, _ = contributions(self.insight.explainer, self.spec, features)
-            reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
         recommended = self.insight.playbook.recommend(probability, value, tier, segment, reasons)
         return Decisions(
             probability=probability,

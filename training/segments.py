@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from training.features import FeatureSpec
+from training.features import FeatureSpec, numeric_matrix
 
 K_RANGE = range(3, 7)
 DEFAULT_K = 4
@@ -45,7 +45,7 @@ class Segmenter:
         return np.array([p.name for p in self.profiles], dtype=object)
 
     def encode(self, features: pd.DataFrame) -> np.ndarray:
-        numbers = features[list(self.numeric)].to_numpy(dtype=float)
+        numbers = numeric_matrix(features, self.numeric)
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
         columns = [(numbers - self.means) / self.scales]
         for name, levels in self.one_hot:

@@ -78,6 +78,20 @@ def test_every_decision_carries_decile_segment_and_action(
     assert ((decisions.action == NO_ACTION) == (decisions.expected_value == 0)).all()
 
 
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_decisions_carry_the_models_own_probabilities(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str
+) -> None:
+    model = trained[candidate]
+    assert model.insight.playbook.uses_reasons  # so decide takes its contributions shortcut
+    np.testing.assert_allclose(
+        model.decide(customers.head(300)).probability,
+        model.churn_probability(customers.head(300)),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
 def test_deciles_follow_the_training_population() -> None:
     deciles = Deciles.from_scores(np.linspace(0, 1, 1001))
     assert deciles.assign(np.array([0.99, 0.85, 0.5, 0.05])).tolist() == [1, 2, 5, 10]
