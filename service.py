@@ -46,7 +46,12 @@ EXAMPLE_INPUT = {"customers": [EXAMPLE_CUSTOMER]}
 
 Customer = customer_model(SIGNATURE, ID_COLUMN, EXAMPLE_CUSTOMER)
 PredictRequest = request_model(Customer, SETTINGS.max_customers_per_request, EXAMPLE_CUSTOMER)
-FAST_PREDICT = PredictEndpoint(PredictRequest, SETTINGS.max_latency_ms, SETTINGS.max_batch_size)
+FAST_PREDICT = PredictEndpoint(
+    PredictRequest,
+    SETTINGS.max_latency_ms,
+    SETTINGS.max_batch_size,
+    lambda requests: metrics.record_batch("churn", "predict", requests, SETTINGS.max_batch_size),
+)
 
 http_routes = FastAPI()
 

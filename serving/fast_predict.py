@@ -41,11 +41,16 @@ class PredictEndpoint:
     """One per worker: validates, batches and scores; the service binds its scoring function."""
 
     def __init__(
-        self, request_model: type[BaseModel], max_latency_ms: int, max_batch_size: int
+        self,
+        request_model: type[BaseModel],
+        max_latency_ms: int,
+        max_batch_size: int,
+        record_batch: Callable[[int], None] = lambda requests: None,
     ) -> None:
         self.request_model = request_model
         self.max_latency_ms = max_latency_ms
         self.max_batch_size = max_batch_size
+        self.record_batch = record_batch
         self._score: Score | None = None
         self._batched: Callable[[list[Any]], Any] | None = None
 
@@ -61,6 +66,7 @@ class PredictEndpoint:
 
     def _score_batch(self, requests: Sequence[list[Any]]) -> list[list[dict[str, Any]]]:
         assert self._score is not None
+        self.record_batch(len(requests))
         predictions = self._score([customer for request in requests for customer in request])
         answers, start = [], 0
         for request in requests:
@@ -73,7 +79,8 @@ class PredictEndpoint:
         if self._batched is None:
             return 503, _error(NOT_READY)
         try:
-            customers = self.request_model.model_validate_json(body).customers  # type: ignore[attr-defined]
+            # An empty body is an empty request: its error then names the missing `customers`.
+            customers = self.request_model.model_validate_json(body or b"{}").customers  # type: ignore[attr-defined]
         except ValidationError as error:
             first = ".".join(map(str, error.errors(include_url=False)[0]["loc"])) or "body"
             log.warning("Rejected a bad request with 400: %s, first at %s", error.title, first)

@@ -1,13 +1,16 @@
 """The service's own Prometheus metrics, beside BentoML's request, latency and batch-size ones.
 
-Created through `bentoml.metrics` so they aggregate across workers. Only one histogram is
-declared: some BentoML releases collect just the last of several (bentoml/BentoML#5056).
+Created through `bentoml.metrics` so they aggregate across workers.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 import bentoml
 import numpy as np
+from bentoml._internal.context import server_context
+from bentoml._internal.utils.metrics import exponential_buckets
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="churn_predictions",
@@ -37,3 +40,32 @@ def record_predictions(probabilities: np.ndarray, tiers: np.ndarray) -> None:
 
 def record_model(name: str, version: str, run_id: str) -> None:
     MODEL_INFO.labels(name=name, version=version, run_id=run_id).set(1)
+
+
+@cache
+def _adaptive_batch_size(max_batch_size: int) -> bentoml.metrics.Histogram:
+    """BentoML's own batch-size histogram, which its API path fills; created only when
+    serving/fast_predict.py answers /predict, since BentoML's path registers the same name."""
+    return bentoml.metrics.Histogram(
+        namespace="bentoml_service",
+        name="adaptive_batch_size",
+        documentation="Service adaptive batch size",
+        labelnames=[
+            "runner_name",
+            "worker_index",
+            "method_name",
+            "service_version",
+            "service_name",
+        ],
+        buckets=exponential_buckets(1, 2, max_batch_size),
+    )
+
+
+def record_batch(service_name: str, method: str, requests: int, max_batch_size: int) -> None:
+    _adaptive_batch_size(max_batch_size).labels(
+        runner_name=service_name,
+        worker_index=server_context.worker_index,
+        method_name=method,
+        service_version=server_context.bento_version,
+        service_name=server_context.bento_name,
+    ).observe(requests)
