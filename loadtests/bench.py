@@ -1,10 +1,11 @@
 """make bench: the maximum sustainable rate of our BentoML service vs `mlflow models serve`.
 
 Both serve the same registered version with the same number of workers and take the same
-Locust file. The offered rate steps up until a step fails; "sustainable" means 0 failures,
-p99 ≤ 100 ms and at least 97% of the offered rate achieved. It also measures the offline
-ceiling (rows/s scored in-process, in batches), and on an idle service one 1,000-customer
-request and one single-customer /explain.
+Locust file; our service is measured twice, with /predict on its ASGI path (the default) and on
+BentoML's API path. The offered rate steps up until a step fails; "sustainable" means 0
+failures, p99 ≤ 100 ms and at least 97% of the offered rate achieved. Then: twice our best rate
+as an overload run (loadtests/overload.py), the offline ceiling (rows/s scored in-process, in
+batches), and on an idle service one 1,000-customer request and one single-customer /explain.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from loadtests import overload
 from loadtests.customers import load_records
 from loadtests.gate import RunSummary, read_summary
 from loadtests.headless import locust_command
@@ -31,6 +33,7 @@ from serving.settings import ServingSettings
 
 BIN = Path(sys.executable).parent
 MAX_P99_MS = 100.0
+OURS = "BentoML service (this project)"
 ACHIEVED_SHARE = 0.97
 
 
@@ -61,7 +64,7 @@ class Target:
 def targets(model_uri: str, workers: int, port: int) -> list[Target]:
     serve = [str(BIN / "bentoml"), "serve", ".", "--port", str(port)]
     return [
-        Target("BentoML service (this project)", "bentoml", "bentoml", serve, "/readyz"),
+        Target(OURS, "bentoml", "bentoml", serve, "/readyz"),
         Target(
             "same, /predict through BentoML's API path (CHURN_FAST_PREDICT=false)",
             "bentoml-api",
@@ -223,6 +226,12 @@ def main() -> None:
         help="Which servers to measure (bentoml, bentoml-api, mlflow).",
     )
     parser.add_argument("--no-offline", action="store_true", help="Skip the offline ceiling.")
+    parser.add_argument(
+        "--overload-rate",
+        type=int,
+        help="Offer this rate in the overload run (default: twice our best sustained rate).",
+    )
+    parser.add_argument("--no-overload", action="store_true", help="Skip the overload run.")
     args = parser.parse_args()
     settings = ServingSettings()
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
@@ -250,7 +259,16 @@ def main() -> None:
                 ours = targets(model_uri, args.workers, args.port)[0]
                 with running(ours, args.port, folder / "idle.log") as url:
                     idle.append(idle_latency(url))
-    print_table(results, args, idle, None if args.no_offline else offline(model_uri))
+        overloaded = None
+        ours_best = [s.rate for s in results.get(OURS, []) if s is not None]
+        overload_rate = args.overload_rate or 2 * (statistics.median(ours_best) if ours_best else 0)
+        if not args.no_overload and overload_rate:
+            print(f"overload: {overload_rate:.0f} requests/s offered", flush=True)
+            ours = targets(model_uri, args.workers, args.port)[0]
+            with running(ours, args.port, folder / "overload.log") as url:
+                overloaded = overload.measure(url, int(overload_rate), args.seconds, folder)
+    in_process = None if args.no_offline else offline(model_uri)
+    print_table(results, args, idle, in_process, overloaded)
 
 
 def print_table(
@@ -258,6 +276,7 @@ def print_table(
     args: argparse.Namespace,
     idle: list[IdleLatency],
     in_process: Offline | None,
+    overloaded: overload.Overload | None,
 ) -> None:
     def median_step(steps: list[Step | None]) -> Step | None:
         """A run that sustained no rate at all ranks lowest."""
@@ -292,6 +311,15 @@ def print_table(
         explain = statistics.median(i.explain_one for i in idle)
         print(f"idle service: one request of 1,000 customers {big:.0f} ms; ", end="")
         print(f"/explain for one customer {explain:.1f} ms")
+    if overloaded:
+        o = overloaded
+        recovery = "never, while probed" if o.recovery_s is None else f"{o.recovery_s:.1f} s"
+        print(
+            f"overload at {o.offered} requests/s offered: {o.answered_per_second:.0f}/s answered "
+            f"right (p99 {o.p99_ms:g} ms), {o.shed} shed with the documented 503, {o.wrong} "
+            f"wrong or failed otherwise; single requests under 100 ms again {recovery} "
+            "after the load stopped (an upper bound)"
+        )
     if in_process:
         print(
             f"offline, in-process: {in_process.rows_per_second:,.0f} rows/s in batches of 1,000; "

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from training.errors import UserError
 
@@ -20,4 +21,9 @@ def run(app: typer.Typer) -> None:
         app()
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # a setting read from the environment
+        for error in exc.errors(include_url=False):
+            variable = f"CHURN_{str(error['loc'][0]).upper()}" if error["loc"] else exc.title
+            typer.echo(f"error: {variable}: {error['msg']}", err=True)
         sys.exit(2)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCAL_STORE = Path("mlruns")
 DEFAULT_TRACKING_URI = f"sqlite:///{LOCAL_STORE}/mlflow.db"
@@ -33,6 +34,11 @@ class TrainingSettings(BaseSettings):
     model_name: str = "churn"
     model_alias: str = "champion"
     experiment: str = "churn"
+    # Which candidates to train, comma-separated; the winner is registered.
+    candidates: Annotated[tuple[Literal["logistic_regression", "catboost"], ...], NoDecode] = (
+        "logistic_regression",
+        "catboost",
+    )
     catboost_iterations: PositiveInt = 2000
     catboost_threads: int = Field(default=-1, description="-1 uses every core")
     min_rows: PositiveInt = 200
@@ -41,6 +47,15 @@ class TrainingSettings(BaseSettings):
     customer_value_formula: str | None = None
     segments_k: int | None = Field(default=None, ge=3, le=6, description="None: best silhouette")
     economics: Economics = Field(default_factory=Economics)
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _split_candidates(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(name.strip() for name in value.split(",") if name.strip())
+        if not value:
+            raise ValueError("name at least one candidate: logistic_regression, catboost")
+        return value
 
     @field_validator("customer_value_formula")
     @classmethod

@@ -88,19 +88,22 @@ def fit_candidates(
     spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings
 ) -> list[CandidateResult]:
     train, valid, test = (spec.prepare(frame) for frame in (data.train, data.valid, data.test))
-    fitted = [
-        fit_logistic_regression(spec, train, data.y_train, seed),
-        fit_catboost(
-            spec,
-            train,
-            data.y_train,
-            valid,
-            data.y_valid,
-            seed,
-            settings.catboost_iterations,
-            settings.catboost_threads,
-        ),
-    ]
+    fitted = []
+    if "logistic_regression" in settings.candidates:
+        fitted.append(fit_logistic_regression(spec, train, data.y_train, seed))
+    if "catboost" in settings.candidates:
+        fitted.append(
+            fit_catboost(
+                spec,
+                train,
+                data.y_train,
+                valid,
+                data.y_valid,
+                seed,
+                settings.catboost_iterations,
+                settings.catboost_threads,
+            )
+        )
     base_rate = float(np.mean(data.y_train))
     results = []
     for candidate in fitted:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from training.settings import TrainingSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +61,18 @@ def test_synth_writes_the_requested_rows(tmp_path: Path) -> None:
     result = _run("synth", "--rows", "1000", "--seed", "3", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert len(pd.read_parquet(out)) == 1000
+
+
+def test_a_bad_setting_names_its_variable(customers_csv: Path) -> None:
+    env = {**os.environ, "CHURN_CANDIDATES": "xgboost"}
+    result = _run("train", "--data", str(customers_csv), env=env)
+    assert result.returncode == 2
+    assert "CHURN_CANDIDATES: Input should be 'logistic_regression' or 'catboost'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_candidates_are_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURN_CANDIDATES", " catboost ")
+    assert TrainingSettings().candidates == ("catboost",)
+    monkeypatch.delenv("CHURN_CANDIDATES")
+    assert TrainingSettings().candidates == ("logistic_regression", "catboost")
