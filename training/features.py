@@ -60,9 +60,9 @@ class FeatureSpec:
         for feature in self.features:
             column = frame[feature.name]
             if feature.kind == "numeric":
-                prepared[feature.name] = to_numeric(column).to_numpy()
+                prepared[feature.name] = numeric_values(column)
             else:
-                prepared[feature.name] = to_category_text(column).to_numpy()
+                prepared[feature.name] = category_levels(column)
         return pd.DataFrame(prepared, index=frame.index, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,22 +151,32 @@ def numeric_matrix(features: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 
 
 def to_numeric(column: pd.Series) -> pd.Series:
+    return pd.Series(numeric_values(column), index=column.index)
+
+
+def numeric_values(column: pd.Series) -> np.ndarray:
+    """Numbers as float64; blanks and text that is not a number become NaN."""
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-        return column.astype("float64")
+        return column.to_numpy(dtype="float64")
     values = column.to_numpy(dtype=object)
     if all(value is None or isinstance(value, float | int) for value in values):
         # Already numbers (JSON records): skip the text parsing below.
-        return pd.Series(values.astype("float64"), index=column.index)
+        return values.astype("float64")
     text = column.astype("string").str.strip()
-    numbers: pd.Series = pd.to_numeric(text.mask(text == ""), errors="coerce")
-    return numbers.astype("float64")
+    numbers = pd.to_numeric(text.mask(text == ""), errors="coerce")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def to_category_text(column: pd.Series) -> pd.Series:
+    return pd.Series(category_levels(column), index=column.index, dtype=object)
+
+
+def category_levels(column: pd.Series) -> np.ndarray:
     """Category levels as stripped text; blanks and missing values become one level of their own."""
     # A plain loop beats pandas' string methods by far on the small batches a server scores.
-    text = [_level(value) for value in column.to_numpy(dtype=object)]
-    return pd.Series(text, index=column.index, dtype=object)
+    levels = np.empty(len(column), dtype=object)
+    levels[:] = [_level(value) for value in column.to_numpy(dtype=object)]
+    return levels
 
 
 def _level(value: object) -> str:
