@@ -50,6 +50,7 @@ FAST_PREDICT = PredictEndpoint(
     PredictRequest,
     SETTINGS.max_latency_ms,
     SETTINGS.max_batch_size,
+    SETTINGS.max_in_flight_per_worker,
     lambda requests: metrics.record_batch("churn", "predict", requests, SETTINGS.max_batch_size),
 )
 

@@ -6,8 +6,9 @@ about 2,900. The difference is BentoML's per-request API path, not the model. So
 answers POST /predict itself. BentoML installs it inside its own stack, so its request metrics,
 timeout and concurrency limit still count and guard every request. It validates with the same
 request model, batches with serving/batcher.py (which says why not BentoML's `CorkDispatcher`)
-and scores with the service's own function. The `predict` API stays declared: /schema.json, the docs page
-and BentoML clients see the same endpoint, and with CHURN_FAST_PREDICT=false it answers itself.
+and scores with the service's own function. The `predict` API stays declared: /schema.json,
+the docs page and BentoML clients see the same endpoint, and with CHURN_FAST_PREDICT=false it
+answers itself.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ Score = Callable[[list[Any]], list[dict[str, Any]]]
 
 # Documented in the README: what a client sees when the batcher sheds its request.
 OVERLOADED = (
-    "Overloaded: this request could not be scored within the service's latency budget "
-    "(CHURN_MAX_LATENCY_MS). Retry after a short wait."
+    "Overloaded: the service is answering as many requests as it can and did not score this one. "
+    "Retry after a short wait."
 )
 RETRY_AFTER_SECONDS = 1
 NOT_READY = "The model is still loading; retry after a short wait."
@@ -42,12 +43,15 @@ class PredictEndpoint:
         request_model: type[BaseModel],
         max_latency_ms: int,
         max_batch_size: int,
+        max_in_flight: int = 1000,
         record_batch: Callable[[int], None] = lambda requests: None,
     ) -> None:
         self.request_model = request_model
         self.max_latency_ms = max_latency_ms
         self.max_batch_size = max_batch_size
+        self.max_in_flight = max_in_flight
         self.record_batch = record_batch
+        self.in_flight = 0
         self._score: Score | None = None
         self._batched: Batcher[list[Any], list[dict[str, Any]]] | None = None
 
@@ -65,10 +69,25 @@ class PredictEndpoint:
             start += len(request)
         return answers
 
-    async def answer(self, body: bytes) -> tuple[int, bytes]:
-        """(HTTP status, JSON body) for one request body."""
+    async def answer(self, receive: Receive) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) for one request.
+
+        Past `max_in_flight` requests the answer is an immediate 503, before the body is read:
+        when the worker's event loop is the bottleneck, requests wait there, where the batcher's
+        latency budget cannot see them, and the number in flight is what bounds that wait.
+        """
         if self._batched is None:
             return 503, _error(NOT_READY)
+        if self.in_flight >= self.max_in_flight:
+            return 503, _error(OVERLOADED)
+        self.in_flight += 1
+        try:
+            return await self._answer(await _read_body(receive))
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, body: bytes) -> tuple[int, bytes]:
+        assert self._batched is not None
         try:
             # An empty body is an empty request: its error then names the missing `customers`.
             customers = self.request_model.model_validate_json(body or b"{}").customers  # type: ignore[attr-defined]
@@ -98,7 +117,7 @@ class FastPredict:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        status, body = await self.endpoint.answer(await _read_body(receive))
+        status, body = await self.endpoint.answer(receive)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if status == 503:
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_SECONDS))

@@ -42,8 +42,12 @@ async def other_routes(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _endpoint(scorer: Scorer | None, max_latency_ms: int = 1000) -> PredictEndpoint:
-    endpoint = PredictEndpoint(PredictRequest, max_latency_ms=max_latency_ms, max_batch_size=500)
+def _endpoint(
+    scorer: Scorer | None, max_latency_ms: int = 1000, max_in_flight: int = 1000
+) -> PredictEndpoint:
+    endpoint = PredictEndpoint(
+        PredictRequest, max_latency_ms, max_batch_size=500, max_in_flight=max_in_flight
+    )
     if scorer is not None:
         endpoint.bind(scorer)
     return endpoint
@@ -111,6 +115,16 @@ def test_an_overloaded_batcher_sheds_with_a_documented_503_and_never_mixes_answe
     assert all(r.json() == {"error": OVERLOADED} and r.headers["retry-after"] == "1" for r in shed)
     for body, response in answered:
         assert response.json()[0]["double"] == 2.0 * body["customers"][0]["tenure"]
+
+
+def test_requests_past_the_in_flight_limit_get_an_immediate_503() -> None:
+    bodies = [{"customers": [{"customerID": str(n), "tenure": n}]} for n in range(20)]
+    endpoint = _endpoint(Scorer(seconds_per_batch=0.2), max_in_flight=5)
+    responses = _send_all(endpoint, bodies)
+    assert [r.status_code for r in responses] == [200] * 5 + [503] * 15
+    assert all(r.json() == {"error": OVERLOADED} for r in responses[5:])
+    assert [r.json()[0]["double"] for r in responses[:5]] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert endpoint.in_flight == 0
 
 
 def test_before_the_model_is_loaded_predict_answers_503() -> None:
