@@ -75,7 +75,9 @@ class CatBoostShap:
 
 
 def _pool(spec: FeatureSpec, features: pd.DataFrame) -> Pool:
-    return Pool(features[spec.names], cat_features=spec.categorical)
+    if list(features.columns) != spec.names:  # `spec.prepare` already gives this order
+        features = features[spec.names]
+    return Pool(features, cat_features=spec.categorical)
 
 
 def _catboost_shap(model: CatBoostClassifier, pool: Pool) -> np.ndarray:
