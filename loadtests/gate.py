@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,14 @@ def read_summary(stats_csv: Path) -> RunSummary:
         requests=int(row["Request Count"]),
         failures=int(row["Failure Count"]),
         requests_per_second=float(row["Requests/s"]),
-        p50_ms=float(row["50%"]),
-        p99_ms=float(row["99%"]),
+        p50_ms=_ms(row["50%"]),
+        p99_ms=_ms(row["99%"]),
     )
+
+
+def _ms(value: str) -> float:
+    """Locust writes N/A for the percentiles of a run without requests."""
+    return math.inf if value == "N/A" else float(value)
 
 
 def problems(summary: RunSummary, min_rps: float, max_p50: float, max_p99: float) -> list[str]:

@@ -67,8 +67,8 @@ class Probe(threading.Thread):
 
 
 def measure(url: str, rate: int, seconds: int, folder: Path) -> Overload:
-    # Each user offers 5 requests/s, so the offered rate holds until latency passes 200 ms, and
-    # the queue grows past the latency budget (250 ms) before the users slow down.
+    # Each user offers 5 requests/s, so the offered rate holds until latency passes 200 ms: at
+    # twice the best rate that puts more requests in flight than a worker admits.
     users = max(64, rate // 5)
     prefix = folder / f"overload_{rate}"
     env = {**os.environ, "LOADTEST_RATE": str(rate), "LOADTEST_USERS": str(users)}

@@ -23,14 +23,13 @@ class ServingSettings(BaseSettings):
     workers: PositiveInt = 2
     max_customers_per_request: PositiveInt = 1000
     # The latency budget: a request that has waited longer than this, less the time a batch
-    # takes, is shed with a 503 (Retry-After: 1) instead of queueing without bound. 250 ms: at
-    # normal load p99 stays under 100 ms, and under overload a client is better served by a fast
-    # 503 it can retry than by an answer seconds late. (BentoML's API path also uses it.)
-    max_latency_ms: PositiveInt = 250
+    # takes, is shed with a 503 (Retry-After: 1). At 250 ms, a half-second stall of the shared
+    # 2-core machine shed 33 requests of a passing `make loadtest`; overload is bounded by the
+    # in-flight limit below anyway. (BentoML's API path also uses it.)
+    max_latency_ms: PositiveInt = 1000
     max_batch_size: PositiveInt = 2000
     # Requests one worker holds at once on the ASGI /predict path; more get an immediate 503.
-    # A worker answers about 1,000 requests/s here, so 200 in flight is about 200 ms of work,
-    # inside the latency budget above.
+    # A worker answers about 700-1,000 requests/s here, so 200 in flight is 200-300 ms of work.
     max_in_flight_per_worker: PositiveInt = 200
     # Answer POST /predict in ASGI on BentoML's batcher rather than through BentoML's API path
     # (serving/fast_predict.py has the measurements). false: BentoML's own endpoint answers.

@@ -267,7 +267,7 @@ def test_a_short_locust_run_passes_its_own_checks(
         "LOADTEST_USERS": "8",
     }
     result = subprocess.run(
-        locust_command(served.url, 8, 8, 4, tmp_path / "smoke", reset_stats=False),
+        locust_command(served.url, 8, 8, 6, tmp_path / "smoke", reset_stats=False),
         cwd=ROOT,
         env=env,
         capture_output=True,
