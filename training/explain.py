@@ -65,6 +65,13 @@ def top_reasons(
     explainer: Explainer, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
 ) -> list[list[Reason]]:
     matrix, _ = contributions(explainer, spec, features)
+    return reasons_from(matrix, spec, features, top)
+
+
+def reasons_from(
+    matrix: np.ndarray, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
+) -> list[list[Reason]]:
+    """The `top` largest contributions of each row of `matrix` (from `contributions`)."""
     names = spec.names
     columns = [features[name].to_numpy() for name in names]
     strongest = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :top]

@@ -12,7 +12,7 @@ from mlflow.pyfunc.model import PythonModel
 
 from training.candidates import ChurnEstimator
 from training.customer_value import CustomerValue
-from training.explain import Explainer, Reason, contributions, top_reasons
+from training.explain import Explainer, Reason, contributions, reasons_from, top_reasons
 from training.features import FeatureSpec
 from training.playbook import Playbook
 from training.priority import Deciles
@@ -114,15 +114,29 @@ class ChurnModel(PythonModel):
 
     def decide_prepared(self, features: pd.DataFrame) -> Decisions:
         """`decide` for features already through `spec.prepare` (file scoring reuses them)."""
-        reasons = np.full(len(features), "", dtype=object)
-        probability = None
         if self.insight.playbook.uses_reasons and len(features):
-            matrix, base = contributions(self.insight.explainer, self.spec, features)
+            return self._decide(
+                features, *contributions(self.insight.explainer, self.spec, features)
+            )
+        return self._decide(features, None, None)
+
+    def decide_and_explain_prepared(
+        self, features: pd.DataFrame
+    ) -> tuple[Decisions, list[list[Reason]]]:
+        """Both, from one computation of the contributions (file scoring)."""
+        matrix, base = contributions(self.insight.explainer, self.spec, features)
+        return self._decide(features, matrix, base), reasons_from(matrix, self.spec, features)
+
+    def _decide(
+        self, features: pd.DataFrame, matrix: np.ndarray | None, base: np.ndarray | None
+    ) -> Decisions:
+        reasons = np.full(len(features), "", dtype=object)
+        if matrix is not None and base is not None and len(features):
             reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
             # Contributions plus the base value are the model's log-odds (tested to 1e-6;
             # ~1e-12 in practice), so the model need not score the batch a second time.
             probability = 1.0 / (1.0 + np.exp(-(matrix.sum(axis=1) + base)))
-        if probability is None:
+        else:
             probability = self.churn_probability_prepared(features)
         tier = self.tiers.assign(probability)
         segment_id = self.insight.segments.assign(features)

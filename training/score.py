@@ -71,14 +71,16 @@ def score_chunk(
     if good.any():
         customers = chunk[good]
         features = model.spec.prepare(customers)
-        decisions = model.decide_prepared(features)
+        if with_reasons:
+            decisions, reasons = model.decide_and_explain_prepared(features)
+        else:
+            decisions, reasons = model.decide_prepared(features), []
         summary.add(decisions)
         frame = decisions.frame()
         frame.index = customers.index
         for column in frame.columns:
             result.loc[good, column] = frame[column].to_numpy()
         if with_reasons:
-            reasons = model.explain_prepared(features)
             result.loc[good, "top_reasons"] = [_describe(r) for r in reasons]
     summary.reject([str(e).split(":", 1)[0] + ": " + _kind(str(e)) for e in errors[~good]])
     return result
