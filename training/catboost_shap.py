@@ -12,6 +12,7 @@ a leaf nobody reached gets CatBoost's own call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,6 @@ from training.features import FeatureSpec
 
 # Starting threads costs more than it saves for a few customers (one: 4.1 ms vs 3.7 ms).
 SMALL_BATCH = 256
-# Rows x trees x features looked up at once: bounds the memory of a big batch to ~32 MB.
-LOOKUP_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -61,17 +60,31 @@ class CatBoostShap:
         """(rows x features SHAP values in `spec.names` order, base value per row)."""
         pool = _pool(self.spec, features)
         leaves = self.model.calc_leaf_indexes(pool, thread_count=_threads(len(features)))
-        rows = leaves + self.first_leaf
-        matrix = np.empty((len(features), self.table.shape[1]))
-        step = max(1, LOOKUP_ELEMENTS // max(1, self.table.shape[1] * rows.shape[1]))
-        for start in range(0, len(features), step):
-            matrix[start : start + step] = self.table[rows[start : start + step]].sum(axis=1)
-        unknown = ~self.known[rows].all(axis=1)
+        leaves_by_tree = np.ascontiguousarray(leaves.T)
+        by_feature = np.zeros((self.table.shape[1], len(features)))
+        for tree, feature, values in self._tree_columns:
+            by_feature[feature] += values[leaves_by_tree[tree]]
+        matrix = by_feature.T
+        unknown = ~self.known[leaves + self.first_leaf].all(axis=1)
         if unknown.any():
             matrix[unknown] = _catboost_shap(self.model, pool.slice(np.flatnonzero(unknown)))[
                 :, :-1
             ]
         return matrix, np.full(len(features), self.base_value)
+
+    @cached_property
+    def _tree_columns(self) -> list[tuple[int, int, np.ndarray]]:
+        """(tree, feature, SHAP value of each of the tree's leaves) for every feature a tree
+        uses. A depth-6 tree touches a handful of the features, so a customer costs a few
+        lookups per tree instead of one per tree and feature (50k customers, 309 trees:
+        0.13 s instead of 0.6 s)."""
+        ends = np.append(self.first_leaf[1:], len(self.table))
+        columns = []
+        for tree, (start, end) in enumerate(zip(self.first_leaf, ends, strict=True)):
+            block = self.table[start:end]
+            for feature in np.flatnonzero(np.abs(block).sum(axis=0) > 0):
+                columns.append((tree, int(feature), np.ascontiguousarray(block[:, feature])))
+        return columns
 
 
 def _pool(spec: FeatureSpec, features: pd.DataFrame) -> Pool:

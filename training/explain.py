@@ -74,7 +74,7 @@ def reasons_from(
     """The `top` largest contributions of each row of `matrix` (from `contributions`)."""
     names = spec.names
     columns = [features[name].to_numpy() for name in names]
-    strongest = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :top]
+    strongest = _strongest(matrix, top)
     return [
         [
             Reason(
@@ -87,6 +87,27 @@ def reasons_from(
         ]
         for row in range(len(matrix))
     ]
+
+
+def reason_texts(
+    matrix: np.ndarray, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
+) -> np.ndarray:
+    """Each row's top reasons as one text, "feature=value (+0.123); ...", as `reasons_from`
+    would give them, built column-wise: a million-row file cannot afford objects per reason."""
+    names = np.array(spec.names, dtype=object)
+    values = np.stack([features[name].to_numpy(dtype=object) for name in spec.names])
+    rows = np.arange(len(matrix))
+    texts = np.full(len(matrix), "", dtype=object)
+    for rank, feature in enumerate(_strongest(matrix, top).T):
+        value = np.array([str(_plain(v)) for v in values[feature, rows]], dtype=object)
+        contribution = np.array([f"{c:+.3f}" for c in matrix[rows, feature].tolist()], dtype=object)
+        text = names[feature] + "=" + value + " (" + contribution + ")"
+        texts = text if rank == 0 else texts + "; " + text
+    return texts
+
+
+def _strongest(matrix: np.ndarray, top: int) -> np.ndarray:
+    return np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :top]
 
 
 def _plain(value: Any) -> Any:

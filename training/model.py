@@ -12,7 +12,7 @@ from mlflow.pyfunc.model import PythonModel
 
 from training.candidates import ChurnEstimator
 from training.customer_value import CustomerValue
-from training.explain import Explainer, Reason, contributions, reasons_from, top_reasons
+from training.explain import Explainer, Reason, contributions, top_reasons
 from training.features import FeatureSpec
 from training.playbook import Playbook
 from training.priority import Deciles
@@ -120,12 +120,13 @@ class ChurnModel(PythonModel):
             )
         return self._decide(features, None, None)
 
-    def decide_and_explain_prepared(
+    def decide_with_contributions_prepared(
         self, features: pd.DataFrame
-    ) -> tuple[Decisions, list[list[Reason]]]:
-        """Both, from one computation of the contributions (file scoring)."""
+    ) -> tuple[Decisions, np.ndarray]:
+        """Decisions and the contributions behind them (rows x `spec.names`), computed once
+        (file scoring turns them into reasons)."""
         matrix, base = contributions(self.insight.explainer, self.spec, features)
-        return self._decide(features, matrix, base), reasons_from(matrix, self.spec, features)
+        return self._decide(features, matrix, base), matrix
 
     def _decide(
         self, features: pd.DataFrame, matrix: np.ndarray | None, base: np.ndarray | None

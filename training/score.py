@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from training.errors import UserError
-from training.explain import Reason
+from training.explain import reason_texts
 from training.features import to_numeric
 from training.model import ChurnModel
 from training.summary import Summary
@@ -72,16 +72,16 @@ def score_chunk(
         customers = chunk[good]
         features = model.spec.prepare(customers)
         if with_reasons:
-            decisions, reasons = model.decide_and_explain_prepared(features)
+            decisions, matrix = model.decide_with_contributions_prepared(features)
         else:
-            decisions, reasons = model.decide_prepared(features), []
+            decisions = model.decide_prepared(features)
         summary.add(decisions)
         frame = decisions.frame()
         frame.index = customers.index
         for column in frame.columns:
             result.loc[good, column] = frame[column].to_numpy()
         if with_reasons:
-            result.loc[good, "top_reasons"] = [_describe(r) for r in reasons]
+            result.loc[good, "top_reasons"] = reason_texts(matrix, model.spec, features)
     summary.reject([str(e).split(":", 1)[0] + ": " + _kind(str(e)) for e in errors[~good]])
     return result
 
@@ -120,10 +120,6 @@ def _chunks(data: Path, rows: int) -> Iterator[pd.DataFrame]:
         yield from pd.read_csv(data, chunksize=rows, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise UserError(f"Could not parse {data}: {str(exc).splitlines()[0]}") from exc
-
-
-def _describe(reasons: list[Reason]) -> str:
-    return "; ".join(f"{r.feature}={r.value} ({r.contribution:+.3f})" for r in reasons)
 
 
 def _kind(message: str) -> str:

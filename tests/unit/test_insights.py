@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from training.errors import UserError
-from training.explain import contributions, raw_score
+from training.explain import contributions, raw_score, reason_texts
 from training.model import ChurnModel
 from training.playbook import NO_ACTION, parse_playbook
 from training.priority import Deciles
@@ -47,6 +47,22 @@ def test_the_top_three_reasons_are_the_largest_contributions(
         for reason in found:
             assert reason.direction == ("raises risk" if reason.contribution > 0 else "lowers risk")
             assert reason.feature in model.spec.names
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_scored_files_spell_out_the_same_reasons_as_the_api(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str
+) -> None:
+    model = trained[candidate]
+    some = customers.head(50).copy()
+    some.loc[some.index[:5], model.spec.numeric[0]] = ""  # a blank number is reported as None
+    features = model.spec.prepare(some)
+    matrix, _ = contributions(model.insight.explainer, model.spec, features)
+    expected = [
+        "; ".join(f"{r.feature}={r.value} ({r.contribution:+.3f})" for r in found)
+        for found in model.explain(some)
+    ]
+    assert list(reason_texts(matrix, model.spec, features)) == expected
 
 
 def test_segments_are_fitted_on_the_training_split_and_named(
