@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from catboost import Pool
 
-from training.catboost_shap import CatBoostShap
+from training.catboost_shap import TREE_BY_TREE_FROM, CatBoostShap
 from training.model import ChurnModel
 from training.synth import synthesize
 
@@ -16,11 +17,12 @@ def _catboosts_own(model: ChurnModel, features: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.estimator.get_feature_importance(pool, type="ShapValues"))
 
 
+@pytest.mark.parametrize("rows", [1, 300, TREE_BY_TREE_FROM], ids=str)
 def test_looked_up_values_are_catboosts_own_for_new_customers(
-    trained: dict[str, ChurnModel],
+    trained: dict[str, ChurnModel], rows: int
 ) -> None:
     model = trained["catboost"]
-    features = model.spec.prepare(synthesize(300, seed=99))
+    features = model.spec.prepare(synthesize(rows, seed=99))
     matrix, base = model.insight.explainer.contributions(features)
     own = _catboosts_own(model, features)
     np.testing.assert_allclose(matrix, own[:, :-1], rtol=0, atol=1e-9)
