@@ -13,6 +13,7 @@ import logging
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,16 @@ EXAMPLE_INPUT = {"customers": [EXAMPLE_CUSTOMER]}
 
 Customer = customer_model(SIGNATURE, ID_COLUMN, EXAMPLE_CUSTOMER)
 PredictRequest = request_model(Customer, SETTINGS.max_customers_per_request, EXAMPLE_CUSTOMER)
-FAST_PREDICT = PredictEndpoint(
-    PredictRequest,
-    SETTINGS.max_latency_ms,
-    SETTINGS.max_batch_size,
-    SETTINGS.max_in_flight_per_worker,
-    lambda requests: metrics.record_batch("churn", "predict", requests, SETTINGS.max_batch_size),
+FAST_PREDICT = (
+    PredictEndpoint(
+        PredictRequest,
+        SETTINGS.max_latency_ms,
+        SETTINGS.max_batch_size,
+        SETTINGS.max_in_flight_per_worker,
+        partial(metrics.record_batch, "churn", "predict", max_batch_size=SETTINGS.max_batch_size),
+    )
+    if SETTINGS.fast_predict
+    else None
 )
 
 http_routes = FastAPI()
@@ -93,7 +98,8 @@ class ChurnService:
             "deciles": DESCRIPTION.get("deciles", []),
         }
         metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
-        FAST_PREDICT.bind(self.predictions)
+        if FAST_PREDICT is not None:
+            FAST_PREDICT.bind(self.predictions)
         # Everything loaded so far lives as long as the worker. Without this, each full garbage
         # collection walks the whole of mlflow, pandas and the model and stalls every request
         # in flight for ~150-250 ms: that was the p99 of the load test.
@@ -214,5 +220,5 @@ def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
 ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 
-if SETTINGS.fast_predict:
+if FAST_PREDICT is not None:
     ChurnService.add_asgi_middleware(FastPredict, endpoint=FAST_PREDICT)  # type: ignore[attr-defined]
