@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 from mlflow.models import Model as MLflowModel
@@ -29,6 +28,7 @@ from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.schema import Explanation, Prediction, customer_model, request_model
 from serving.schema import Reason as SchemaReason
 from serving.settings import ServingSettings
+from training.features import object_array
 from training.model import ChurnModel
 
 log = logging.getLogger(__name__)
@@ -192,11 +192,8 @@ def _records(customers: list[Any]) -> pd.DataFrame:
     """Validated customers as raw columns. Built column by column as object arrays: pandas
     takes 0.14 ms for that against 0.24 ms for a list of dicts, whose types it infers."""
     dumped = [customer.model_dump(by_alias=True) for customer in customers]
-    columns = {}
-    for name in dumped[0] if dumped else ():
-        column = np.empty(len(dumped), dtype=object)
-        column[:] = [record[name] for record in dumped]
-        columns[name] = column
+    names = dumped[0].keys() if dumped else []
+    columns = {name: object_array([record[name] for record in dumped]) for name in names}
     return pd.DataFrame(columns, copy=False)
 
 

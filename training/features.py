@@ -174,9 +174,14 @@ def to_category_text(column: pd.Series) -> pd.Series:
 def category_levels(column: pd.Series) -> np.ndarray:
     """Category levels as stripped text; blanks and missing values become one level of their own."""
     # A plain loop beats pandas' string methods by far on the small batches a server scores.
-    levels = np.empty(len(column), dtype=object)
-    levels[:] = [_level(value) for value in column.to_numpy(dtype=object)]
-    return levels
+    return object_array([_level(value) for value in column.to_numpy(dtype=object)])
+
+
+def object_array(values: list[Any]) -> np.ndarray:
+    """A 1-d object array of `values` as they are (`np.array` would unpack nested sequences)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _level(value: object) -> str:
