@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-import pandas as pd
 from fastapi import FastAPI
 from mlflow.models import Model as MLflowModel
 
@@ -28,6 +27,7 @@ from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.schema import Explanation, Prediction, customer_model, request_model
 from serving.schema import Reason as SchemaReason
 from serving.settings import ServingSettings
+from training.columns import Columns
 from training.features import object_array
 from training.model import ChurnModel
 
@@ -145,7 +145,7 @@ class ChurnService:
         """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
         contributions for the baseline). Separate from /predict so /predict stays fast."""
         records = _records(customers)
-        features = self.model.spec.prepare(records)
+        features = self.model.spec.prepare_columns(records)
         probabilities = self.model.churn_probability_prepared(features)
         reasons = self.model.explain_prepared(features)
         return [
@@ -188,13 +188,12 @@ class ChurnService:
         return self.info
 
 
-def _records(customers: list[Any]) -> pd.DataFrame:
-    """Validated customers as raw columns. Built column by column as object arrays: pandas
-    takes 0.14 ms for that against 0.24 ms for a list of dicts, whose types it infers."""
+def _records(customers: list[Any]) -> Columns:
+    """Validated customers as raw columns (object arrays: the values as the client sent them)."""
     dumped = [customer.model_dump(by_alias=True) for customer in customers]
     names = dumped[0].keys() if dumped else []
     columns = {name: object_array([record[name] for record in dumped]) for name in names}
-    return pd.DataFrame(columns, copy=False)
+    return Columns(columns, len(customers))
 
 
 def _customer_id(customer: Any) -> str | None:

@@ -17,6 +17,7 @@ from types import CodeType
 import numpy as np
 import pandas as pd
 
+from training.columns import Table
 from training.errors import UserError
 
 ALLOWED_NODES = (
@@ -31,7 +32,7 @@ class CustomerValue:
     formula: str | None
     constant: float
 
-    def of(self, features: pd.DataFrame) -> np.ndarray:
+    def of(self, features: Table) -> np.ndarray:
         if self.formula is None:
             return np.full(len(features), self.constant)
         code, columns = _compile(self.formula)
@@ -57,9 +58,9 @@ class CustomerValue:
             ) from exc
 
 
-def _numbers(features: pd.DataFrame, column: str) -> np.ndarray:
+def _numbers(features: Table, column: str) -> np.ndarray:
     try:
-        return features[column].to_numpy(dtype=float)
+        return np.asarray(features[column], dtype=float)
     except (ValueError, TypeError) as exc:
         raise UserError(f"Column {column!r} is not numeric.") from exc
 

@@ -15,6 +15,7 @@ import pandas as pd
 from catboost import CatBoostClassifier
 
 from training.catboost_shap import CatBoostShap
+from training.columns import Table
 from training.features import FeatureSpec
 from training.linear_scorer import LinearScorer
 
@@ -42,7 +43,7 @@ def explainer_for(estimator: object, spec: FeatureSpec, reference: pd.DataFrame)
 
 
 def contributions(
-    explainer: Explainer, spec: FeatureSpec, features: pd.DataFrame
+    explainer: Explainer, spec: FeatureSpec, features: Table
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows x features contributions in `spec.names` order, base value per row)."""
     if isinstance(explainer, LinearScorer):
@@ -62,18 +63,18 @@ def raw_score(estimator: object, features: pd.DataFrame) -> np.ndarray:
 
 
 def top_reasons(
-    explainer: Explainer, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
+    explainer: Explainer, spec: FeatureSpec, features: Table, top: int = TOP_REASONS
 ) -> list[list[Reason]]:
     matrix, _ = contributions(explainer, spec, features)
     return reasons_from(matrix, spec, features, top)
 
 
 def reasons_from(
-    matrix: np.ndarray, spec: FeatureSpec, features: pd.DataFrame, top: int = TOP_REASONS
+    matrix: np.ndarray, spec: FeatureSpec, features: Table, top: int = TOP_REASONS
 ) -> list[list[Reason]]:
     """The `top` largest contributions of each row of `matrix` (from `contributions`)."""
     names = spec.names
-    columns = [features[name].to_numpy() for name in names]
+    columns = [np.asarray(features[name]) for name in names]
     strongest = _strongest(matrix, top)
     return [
         [

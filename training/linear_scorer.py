@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from training.columns import Table
 from training.features import numeric_matrix
 
 UNSEEN_LEVEL = "\x00unseen level\x00"
@@ -74,7 +75,7 @@ class LinearScorer:
         """The log-odds of an average customer: contributions are measured from here."""
         return float(self.intercept + self.categorical_weights @ self.categorical_means)
 
-    def contributions(self, features: pd.DataFrame) -> np.ndarray:
+    def contributions(self, features: Table) -> np.ndarray:
         """Each feature's exact share of the log-odds; add `base_value` for the raw score.
 
         Numerics are standardised on the training data, so they are centred already;
@@ -92,10 +93,10 @@ class LinearScorer:
         centred = encoded - self.categorical_means
         return np.hstack([centred * self.categorical_weights, scaled * self.numeric_weights])
 
-    def log_odds(self, features: pd.DataFrame) -> np.ndarray:
+    def log_odds(self, features: Table) -> np.ndarray:
         return np.asarray(self.contributions(features).sum(axis=1) + self.base_value)
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, features: Table) -> np.ndarray:
         churn = 1.0 / (1.0 + np.exp(-self.log_odds(features)))
         return np.column_stack([1.0 - churn, churn])
 

@@ -11,9 +11,11 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from training.candidates import ChurnEstimator
+from training.columns import Table, as_frame
 from training.customer_value import CustomerValue
 from training.explain import Explainer, Reason, contributions, top_reasons
 from training.features import FeatureSpec
+from training.linear_scorer import LinearScorer
 from training.playbook import Playbook
 from training.priority import Deciles
 from training.segments import Segmenter
@@ -106,13 +108,16 @@ class ChurnModel(PythonModel):
     def churn_probability(self, customers: pd.DataFrame) -> np.ndarray:
         return self.churn_probability_prepared(self.spec.prepare(customers))
 
-    def churn_probability_prepared(self, features: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(features))[:, 1]
+    def churn_probability_prepared(self, features: Table) -> np.ndarray:
+        if isinstance(self.estimator, LinearScorer):
+            return self.estimator.predict_proba(features)[:, 1]
+        # CatBoost reads DataFrames, not `Columns`.
+        return np.asarray(self.estimator.predict_proba(as_frame(features)))[:, 1]
 
-    def decide(self, customers: pd.DataFrame) -> Decisions:
-        return self.decide_prepared(self.spec.prepare(customers))
+    def decide(self, customers: Table) -> Decisions:
+        return self.decide_prepared(self.spec.prepare_columns(customers))
 
-    def decide_prepared(self, features: pd.DataFrame) -> Decisions:
+    def decide_prepared(self, features: Table) -> Decisions:
         """`decide` for features already through `spec.prepare` (file scoring reuses them)."""
         if self.insight.playbook.uses_reasons and len(features):
             return self._decide(
@@ -129,7 +134,7 @@ class ChurnModel(PythonModel):
         return self._decide(features, matrix, base), matrix
 
     def _decide(
-        self, features: pd.DataFrame, matrix: np.ndarray | None, base: np.ndarray | None
+        self, features: Table, matrix: np.ndarray | None, base: np.ndarray | None
     ) -> Decisions:
         reasons = np.full(len(features), "", dtype=object)
         if matrix is not None and base is not None and len(features):
@@ -156,10 +161,10 @@ class ChurnModel(PythonModel):
             customer_value=value,
         )
 
-    def explain(self, customers: pd.DataFrame) -> list[list[Reason]]:
-        return self.explain_prepared(self.spec.prepare(customers))
+    def explain(self, customers: Table) -> list[list[Reason]]:
+        return self.explain_prepared(self.spec.prepare_columns(customers))
 
-    def explain_prepared(self, features: pd.DataFrame) -> list[list[Reason]]:
+    def explain_prepared(self, features: Table) -> list[list[Reason]]:
         return top_reasons(self.insight.explainer, self.spec, features)
 
     def describe(self) -> dict[str, Any]:

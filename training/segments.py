@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from training.columns import Table
 from training.features import FeatureSpec, numeric_matrix
 
 K_RANGE = range(3, 7)
@@ -44,16 +45,16 @@ class Segmenter:
     def names(self) -> np.ndarray:
         return np.array([p.name for p in self.profiles], dtype=object)
 
-    def encode(self, features: pd.DataFrame) -> np.ndarray:
+    def encode(self, features: Table) -> np.ndarray:
         numbers = numeric_matrix(features, self.numeric)
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
         columns = [(numbers - self.means) / self.scales]
         for name, levels in self.one_hot:
-            values = features[name].to_numpy(dtype=object)
+            values = np.asarray(features[name], dtype=object)
             columns.append(np.column_stack([values == level for level in levels]).astype(float))
         return np.hstack(columns)
 
-    def assign(self, features: pd.DataFrame) -> np.ndarray:
+    def assign(self, features: Table) -> np.ndarray:
         encoded = self.encode(features)
         distances = ((encoded[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2)
         return np.asarray(distances.argmin(axis=1))

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.columns import Columns
 from training.errors import UserError
-from training.features import MISSING_CATEGORY, FeatureSpec, infer_spec
+from training.features import MISSING_CATEGORY, FeatureSpec, infer_spec, object_array
 
 
 def _frame() -> pd.DataFrame:
@@ -62,3 +63,23 @@ def test_the_spec_round_trips_through_json_ready_dicts() -> None:
     spec = infer_spec(_frame(), id_column="id", target="Churn")
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
     assert spec.example == {"plan": "basic", "senior": 0.0, "total": 10.5, "active": "True"}
+
+
+def test_json_columns_are_prepared_as_the_same_frame_would_be() -> None:
+    """The service's path (object arrays of what the client sent) and training's agree."""
+    raw = _frame().astype(object).where(_frame().notna(), None)
+    raw.loc[0, "plan"] = " basic "
+    columns = Columns({name: object_array(list(raw[name])) for name in raw.columns}, len(raw))
+    spec = infer_spec(_frame())
+    from_columns = spec.prepare_columns(columns)
+    expected = spec.prepare(_frame())
+    assert len(from_columns) == len(expected)
+    for name in spec.names:
+        np.testing.assert_array_equal(from_columns[name], expected[name].to_numpy())
+
+
+def test_prepared_columns_name_missing_columns() -> None:
+    spec = infer_spec(_frame())
+    columns = Columns({"plan": object_array(["basic"])}, 1)
+    with pytest.raises(UserError, match=r"Missing feature columns: senior, total, active"):
+        spec.prepare_columns(columns)

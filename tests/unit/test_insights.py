@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from training.columns import Columns
 from training.errors import UserError
 from training.explain import contributions, raw_score, reason_texts
-from training.model import ChurnModel
+from training.model import ChurnModel, Insight
 from training.playbook import NO_ACTION, parse_playbook
 from training.priority import Deciles
 
@@ -105,6 +108,33 @@ def test_decisions_carry_the_models_own_probabilities(
         model.churn_probability(customers.head(300)),
         rtol=0,
         atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
+@pytest.mark.parametrize("with_reasons", [True, False])
+def test_columns_get_the_same_decisions_and_reasons_as_a_frame(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str, with_reasons: bool
+) -> None:
+    """The service scores `Columns`; training and files score DataFrames. Both must agree,
+    also when a playbook without reasons makes the model score the batch itself."""
+    model = trained[candidate]
+    if not with_reasons:
+        playbook = replace(model.insight.playbook, rules=())
+        model = replace_insight(model, replace(model.insight, playbook=playbook))
+    frame = customers.head(50)
+    columns = Columns({str(name): frame[name].to_numpy(dtype=object) for name in frame}, len(frame))
+    from_frame, from_columns = model.decide(frame), model.decide(columns)
+    for field in fields(from_frame):
+        np.testing.assert_array_equal(
+            getattr(from_columns, field.name), getattr(from_frame, field.name), err_msg=field.name
+        )
+    assert model.explain(columns) == model.explain(frame)
+
+
+def replace_insight(model: ChurnModel, insight: Insight) -> ChurnModel:
+    return ChurnModel(
+        model.spec, model.estimator, model.candidate, model.threshold, model.tiers, insight
     )
 
 
