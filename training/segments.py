@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,13 +47,38 @@ class Segmenter:
         return np.array([p.name for p in self.profiles], dtype=object)
 
     def encode(self, features: Table) -> np.ndarray:
+        """Scaled numerics, then the one-hot levels, row by row."""
         numbers = numeric_matrix(features, self.numeric)
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
-        columns = [(numbers - self.means) / self.scales]
+        width = len(self.numeric) + self._one_hot_width
+        # One column past the end takes the levels that were not kept; it is cut off below.
+        encoded = np.zeros((len(features), width + 1))
+        encoded[:, : len(self.numeric)] = (numbers - self.means) / self.scales
+        # One dictionary lookup per value and one write for all of them: comparing every value
+        # with every level took 120 of a 3-customer batch's 290 us.
+        positions = np.array(
+            [
+                [position_of.get(value, width) for value in np.asarray(features[name]).tolist()]
+                for name, position_of in self._one_hot_positions
+            ],
+            dtype=np.intp,
+        ).reshape(len(self.one_hot), len(features))
+        encoded[np.arange(len(features)), positions] = 1.0
+        return encoded[:, :width]
+
+    @cached_property
+    def _one_hot_positions(self) -> tuple[tuple[str, dict[str, int]], ...]:
+        """Per one-hot column, the column of `encode` that each kept level sets."""
+        start = len(self.numeric)
+        positions = []
         for name, levels in self.one_hot:
-            values = np.asarray(features[name], dtype=object)
-            columns.append(np.column_stack([values == level for level in levels]).astype(float))
-        return np.hstack(columns)
+            positions.append((name, {level: start + code for code, level in enumerate(levels)}))
+            start += len(levels)
+        return tuple(positions)
+
+    @property
+    def _one_hot_width(self) -> int:
+        return sum(len(levels) for _, levels in self.one_hot)
 
     def assign(self, features: Table) -> np.ndarray:
         encoded = self.encode(features)

@@ -14,6 +14,7 @@ from training.explain import contributions, raw_score, reason_texts
 from training.model import ChurnModel, Insight
 from training.playbook import NO_ACTION, parse_playbook
 from training.priority import Deciles
+from training.segments import Segmenter
 
 CANDIDATES = ["logistic_regression", "catboost"]
 
@@ -135,6 +136,36 @@ def test_columns_get_the_same_decisions_and_reasons_as_a_frame(
 def replace_insight(model: ChurnModel, insight: Insight) -> ChurnModel:
     return ChurnModel(
         model.spec, model.estimator, model.candidate, model.threshold, model.tiers, insight
+    )
+
+
+@pytest.mark.parametrize("table", ["frame", "columns"])
+def test_segments_encode_scaled_numerics_and_one_column_per_kept_level(table: str) -> None:
+    segmenter = Segmenter(
+        numeric=("tenure",),
+        means=np.array([10.0]),
+        scales=np.array([2.0]),
+        medians=np.array([12.0]),
+        one_hot=(("plan", ("basic", "pro")), ("paper", ("Yes",))),
+        centroids=np.zeros((1, 4)),
+        profiles=(),
+    )
+    frame = pd.DataFrame(
+        {
+            "tenure": [14.0, np.nan, 10.0],
+            "plan": ["pro", "gold", "basic"],
+            "paper": ["Yes", "No", "Yes"],
+        }
+    )
+    features = (
+        frame
+        if table == "frame"
+        else Columns(
+            {name: frame[name].to_numpy(dtype=object) for name in ("tenure", "plan", "paper")}, 3
+        )
+    )
+    np.testing.assert_array_equal(
+        segmenter.encode(features), [[2.0, 0, 1, 1], [1.0, 0, 0, 0], [0.0, 1, 0, 1]]
     )
 
 
