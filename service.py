@@ -217,4 +217,8 @@ ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type
 ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 
 if FAST_PREDICT is not None:
-    ChurnService.add_asgi_middleware(FastPredict, endpoint=FAST_PREDICT)  # type: ignore[attr-defined]
+    ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
+        FastPredict,
+        endpoint=FAST_PREDICT,
+        requests_per_connection=SETTINGS.requests_per_connection,
+    )

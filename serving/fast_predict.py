@@ -32,6 +32,8 @@ OVERLOADED = (
     "Retry after a short wait."
 )
 RETRY_AFTER_SECONDS = 1
+# Past this many open connections the counts start again: cheaper than noticing closes.
+MAX_CONNECTIONS_TRACKED = 10_000
 NOT_READY = "The model is still loading; retry after a short wait."
 
 
@@ -108,10 +110,18 @@ class PredictEndpoint:
 class FastPredict:
     """ASGI middleware: POST `path` goes to the endpoint, everything else passes through."""
 
-    def __init__(self, app: ASGIApp, endpoint: PredictEndpoint, path: str = "/predict") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        endpoint: PredictEndpoint,
+        path: str = "/predict",
+        requests_per_connection: int = 0,
+    ) -> None:
         self.app = app
         self.endpoint = endpoint
         self.path = path
+        self.requests_per_connection = requests_per_connection
+        self._served: dict[tuple[Any, ...], int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
@@ -121,8 +131,24 @@ class FastPredict:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if status == 503:
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_SECONDS))
+        if self._last_on_connection(scope.get("client")):
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _last_on_connection(self, client: Any) -> bool:
+        """Whether this response closes its connection (see `requests_per_connection` in
+        serving/settings.py). Connections are told apart by the client's address and port."""
+        if not self.requests_per_connection or client is None:
+            return False
+        key = tuple(client)
+        served = self._served.pop(key, 0) + 1
+        if served >= self.requests_per_connection:
+            return True
+        if len(self._served) >= MAX_CONNECTIONS_TRACKED:
+            self._served.clear()
+        self._served[key] = served
+        return False
 
 
 async def _read_body(receive: Receive) -> bytes:

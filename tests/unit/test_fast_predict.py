@@ -139,3 +139,23 @@ def test_every_other_route_goes_to_the_service() -> None:
             return await client.get("/predict")
 
     assert asyncio.run(get()).status_code == 204
+
+
+def test_a_connection_is_closed_after_its_quota_of_requests_and_others_are_not() -> None:
+    app = FastPredict(other_routes, _endpoint(Scorer()), requests_per_connection=3)
+    body = {"customers": [{"customerID": "1", "tenure": 1}]}
+
+    async def send(client_address: tuple[str, int], requests: int) -> list[str | None]:
+        transport = httpx.ASGITransport(app=app, client=client_address)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            answers = [await client.post("/predict", json=body) for _ in range(requests)]
+        assert all(answer.status_code == 200 for answer in answers)
+        return [answer.headers.get("connection") for answer in answers]
+
+    async def both() -> tuple[list[str | None], list[str | None]]:
+        first = await send(("10.0.0.1", 5000), 2)
+        return await send(("10.0.0.2", 6000), 7), first + await send(("10.0.0.1", 5000), 2)
+
+    other, first = asyncio.run(both())
+    assert other == [None, None, "close", None, None, "close", None]
+    assert first == [None, None, "close", None]
