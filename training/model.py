@@ -105,8 +105,8 @@ class ChurnModel(PythonModel):
     ) -> np.ndarray:
         return self.churn_probability(pd.DataFrame(model_input))
 
-    def churn_probability(self, customers: pd.DataFrame) -> np.ndarray:
-        return self.churn_probability_prepared(self.spec.prepare(customers))
+    def churn_probability(self, customers: Table) -> np.ndarray:
+        return self.churn_probability_prepared(self.spec.prepare_columns(customers))
 
     def churn_probability_prepared(self, features: Table) -> np.ndarray:
         if isinstance(self.estimator, LinearScorer):
