@@ -36,8 +36,10 @@ class ServingSettings(BaseSettings):
     # share one listening socket, so which worker keeps a connection is a coin toss at connect
     # time: 64 Locust connections loaded the two workers 83% and 56% of a core (top), and the
     # busier one set the latency. Reconnecting redraws that toss every few seconds, and a busy
-    # worker is slower to win it. Measured at 2,000 req/s offered on this noisy machine, two runs
-    # each: never 1,622 and 1,681 req/s (p99 73, 80 ms); after 200, 1,709 and 1,738 (p99 66, 67).
+    # worker is slower to win it. Interleaved runs at 2,000 req/s offered on this noisy machine:
+    # never 1,753 and 1,652 req/s (p99 71, 74 ms); after 100, 1,862 and 1,727 (p99 57, 68 ms).
+    # (After 200: 1,709 and 1,738 against 1,622 and 1,681.) Reconnecting every 100 requests
+    # costs a client one TCP handshake per 100 requests.
     requests_per_connection: NonNegativeInt = 100
     # Answer POST /predict in ASGI on BentoML's batcher rather than through BentoML's API path
     # (serving/fast_predict.py has the measurements). false: BentoML's own endpoint answers.
