@@ -28,7 +28,6 @@ from serving.schema import Explanation, Prediction, customer_model, request_mode
 from serving.schema import Reason as SchemaReason
 from serving.settings import ServingSettings
 from training.columns import Columns
-from training.features import object_array
 from training.model import ChurnModel
 
 log = logging.getLogger(__name__)
@@ -189,11 +188,8 @@ class ChurnService:
 
 
 def _records(customers: list[Any]) -> Columns:
-    """Validated customers as raw columns (object arrays: the values as the client sent them)."""
-    dumped = [customer.model_dump(by_alias=True) for customer in customers]
-    names = dumped[0].keys() if dumped else []
-    columns = {name: object_array([record[name] for record in dumped]) for name in names}
-    return Columns(columns, len(customers))
+    """Validated customers as raw columns, under the model's own column names."""
+    return Columns.from_records([customer.model_dump(by_alias=True) for customer in customers])
 
 
 def _customer_id(customer: Any) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from training.columns import Columns, Table
+from training.columns import Columns, Table, object_array
 from training.errors import UserError
 
 FeatureKind = Literal["numeric", "categorical"]
@@ -179,13 +179,6 @@ def category_levels(column: pd.Series | np.ndarray) -> np.ndarray:
     """Category levels as stripped text; blanks and missing values become one level of their own."""
     # A plain loop beats pandas' string methods by far on the small batches a server scores.
     return object_array([_level(value) for value in np.asarray(column, dtype=object)])
-
-
-def object_array(values: list[Any]) -> np.ndarray:
-    """A 1-d object array of `values` as they are (`np.array` would unpack nested sequences)."""
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
 
 
 def _level(value: object) -> str:

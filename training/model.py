@@ -118,16 +118,14 @@ class ChurnModel(PythonModel):
         return self.decide_prepared(self.spec.prepare_columns(customers))
 
     def decide_prepared(self, features: Table) -> Decisions:
-        """`decide` for features already through `spec.prepare` (file scoring reuses them)."""
+        """`decide` for features already prepared by `spec` (file scoring reuses them)."""
         if self.insight.playbook.uses_reasons and len(features):
             return self._decide(
                 features, *contributions(self.insight.explainer, self.spec, features)
             )
         return self._decide(features, None, None)
 
-    def decide_with_contributions_prepared(
-        self, features: pd.DataFrame
-    ) -> tuple[Decisions, np.ndarray]:
+    def decide_with_contributions_prepared(self, features: Table) -> tuple[Decisions, np.ndarray]:
         """Decisions and the contributions behind them (rows x `spec.names`), computed once
         (file scoring turns them into reasons)."""
         matrix, base = contributions(self.insight.explainer, self.spec, features)

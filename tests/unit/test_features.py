@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.columns import Columns
+from training.columns import Columns, object_array
 from training.errors import UserError
-from training.features import MISSING_CATEGORY, FeatureSpec, infer_spec, object_array
+from training.features import MISSING_CATEGORY, FeatureSpec, infer_spec
 
 
 def _frame() -> pd.DataFrame:
