@@ -48,7 +48,8 @@ def contributions(
     """(rows x features contributions in `spec.names` order, base value per row)."""
     if isinstance(explainer, LinearScorer):
         matrix = explainer.contributions(features)
-        order = [explainer.feature_names.index(name) for name in spec.names]
+        position = {name: index for index, name in enumerate(explainer.feature_names)}
+        order = [position[name] for name in spec.names]
         return matrix[:, order], np.full(len(features), explainer.base_value)
     return explainer.contributions(features)
 
