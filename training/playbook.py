@@ -64,23 +64,30 @@ class Playbook:
     ) -> Recommendations:
         actions = np.full(len(probability), NO_ACTION, dtype=object)
         values = np.zeros(len(probability))
-        for row in range(len(probability)):
-            offered = {
-                name
-                for rule in self.rules
-                if rule.matches(str(tiers[row]), str(segments[row]), str(reasons[row]))
-                for name in rule.offer
-            }
+        offers: dict[tuple[str, str, str], list[Action]] = {}
+        chances, worths = probability.tolist(), customer_value.tolist()
+        situations = zip(map(str, tiers), map(str, segments), map(str, reasons), strict=True)
+        for row, situation in enumerate(situations):
+            offered = offers.get(situation)
+            if offered is None:
+                offered = offers[situation] = self._offered(*situation)
             best_name, best_value = NO_ACTION, 0.0
-            for name in sorted(offered):
-                action = self.actions[name]
-                value = (
-                    probability[row] * customer_value[row] * action.acceptance_rate - action.cost
-                )
+            for action in offered:
+                value = chances[row] * worths[row] * action.acceptance_rate - action.cost
                 if value > best_value:
-                    best_name, best_value = name, float(value)
+                    best_name, best_value = action.name, value
             actions[row], values[row] = best_name, best_value
         return Recommendations(actions, values)
+
+    def _offered(self, tier: str, segment: str, reason: str) -> list[Action]:
+        """The actions that the rules offer in this situation, by name (ties go to the first)."""
+        names = {
+            name
+            for rule in self.rules
+            if rule.matches(tier, segment, reason)
+            for name in rule.offer
+        }
+        return [self.actions[name] for name in sorted(names)]
 
 
 def load_playbook(path: Path) -> Playbook:
