@@ -163,10 +163,7 @@ class ChurnService:
     def explain(self, customers: list[Any]) -> list[Explanation]:
         """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
         contributions for the baseline). Separate from /predict so /predict stays fast."""
-        records = customer_columns(customers)
-        features = self.model.spec.prepare_columns(records)
-        probabilities = self.model.churn_probability_prepared(features)
-        reasons = self.model.explain_prepared(features)
+        probabilities, reasons = self.model.explain_with_probability(customer_columns(customers))
         return [
             Explanation(
                 customer_id=_customer_id(customer),

@@ -13,7 +13,7 @@ from mlflow.pyfunc.model import PythonModel
 from training.candidates import ChurnEstimator
 from training.columns import Table, as_frame
 from training.customer_value import CustomerValue
-from training.explain import Explainer, Reason, contributions, top_reasons
+from training.explain import Explainer, Reason, contributions, reasons_from, top_reasons
 from training.features import FeatureSpec
 from training.linear_scorer import LinearScorer
 from training.playbook import Playbook
@@ -137,9 +137,7 @@ class ChurnModel(PythonModel):
         reasons = np.full(len(features), "", dtype=object)
         if matrix is not None and base is not None and len(features):
             reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
-            # Contributions plus the base value are the model's log-odds (tested to 1e-6;
-            # ~1e-12 in practice), so the model need not score the batch a second time.
-            probability = 1.0 / (1.0 + np.exp(-(matrix.sum(axis=1) + base)))
+            probability = _probability(matrix, base)
         else:
             probability = self.churn_probability_prepared(features)
         tier = self.tiers.assign(probability)
@@ -165,6 +163,12 @@ class ChurnModel(PythonModel):
     def explain_prepared(self, features: Table) -> list[list[Reason]]:
         return top_reasons(self.insight.explainer, self.spec, features)
 
+    def explain_with_probability(self, customers: Table) -> tuple[np.ndarray, list[list[Reason]]]:
+        """Churn probabilities and top reasons, from one computation of the contributions."""
+        features = self.spec.prepare_columns(customers)
+        matrix, base = contributions(self.insight.explainer, self.spec, features)
+        return _probability(matrix, base), reasons_from(matrix, self.spec, features)
+
     def describe(self) -> dict[str, Any]:
         return {
             "candidate": self.candidate,
@@ -176,3 +180,9 @@ class ChurnModel(PythonModel):
             "customer_value": asdict(self.insight.value),
             "feature_spec": self.spec.to_dict(),
         }
+
+
+def _probability(matrix: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Contributions plus the base value are the model's log-odds (tested to 1e-6; ~1e-12 in
+    practice), so the model need not score the batch a second time."""
+    return np.asarray(1.0 / (1.0 + np.exp(-(matrix.sum(axis=1) + base))))

@@ -54,6 +54,16 @@ def test_the_top_three_reasons_are_the_largest_contributions(
 
 
 @pytest.mark.parametrize("candidate", CANDIDATES)
+def test_explaining_gives_the_probability_and_reasons_of_scoring_and_explain(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str
+) -> None:
+    model = trained[candidate]
+    probability, reasons = model.explain_with_probability(customers.head(20))
+    np.testing.assert_allclose(probability, model.churn_probability(customers.head(20)), atol=1e-6)
+    assert reasons == model.explain(customers.head(20))
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
 def test_scored_files_spell_out_the_same_reasons_as_the_api(
     trained: dict[str, ChurnModel], customers: pd.DataFrame, candidate: str
 ) -> None:
