@@ -101,6 +101,15 @@ loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a se
 	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi
 	HOST="$(HOST)" LOADTEST_REPORTS="$(REPORTS)/loadtest" bash loadtests/run.sh
 
+# The speed goal of issue 3, with the issue's 64 users. 2,100 offered for a 2,000 gate: a
+# constant-throughput user whose answer takes longer than its interval (30 ms) never makes the
+# time up, and 64 users offered 2,000 achieved 1,889-1,979 requests/s in 35 s runs.
+.PHONY: loadtest-goal
+loadtest-goal: $(DEMO_DATA) ## Locust at 2,100 req/s offered, 64 users; fails under 2,000 req/s or p99 over 50 ms
+	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi
+	HOST="$(HOST)" LOADTEST_REPORTS="$(REPORTS)/loadtest-goal" LOADTEST_RATE=2100 LOADTEST_USERS=64 \
+	  MIN_RPS=2000 MAX_P99_MS=50 bash loadtests/run.sh --users 64
+
 .PHONY: bench
 bench: champion ## Max sustainable rate: this service vs `mlflow models serve` (RUNS=3 for the README)
 	$(PY) -m loadtests.bench --runs $(or $(RUNS),1)
