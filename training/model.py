@@ -158,10 +158,7 @@ class ChurnModel(PythonModel):
         )
 
     def explain(self, customers: Table) -> list[list[Reason]]:
-        return self.explain_prepared(self.spec.prepare_columns(customers))
-
-    def explain_prepared(self, features: Table) -> list[list[Reason]]:
-        return top_reasons(self.insight.explainer, self.spec, features)
+        return top_reasons(self.insight.explainer, self.spec, self.spec.prepare_columns(customers))
 
     def explain_with_probability(self, customers: Table) -> tuple[np.ndarray, list[list[Reason]]]:
         """Churn probabilities and top reasons, from one computation of the contributions."""
