@@ -21,6 +21,7 @@ import bentoml
 from fastapi import FastAPI
 from mlflow.models import Model as MLflowModel
 
+from churn.model import ChurnModel
 from serving import metrics, quiet_client_errors
 from serving.champion import example_customer, model_description
 from serving.fast_predict import FastPredict, PredictEndpoint
@@ -31,9 +32,7 @@ from serving.schema import (
     customer_model,
     request_model,
 )
-from serving.schema import Reason as SchemaReason
 from serving.settings import ServingSettings
-from training.model import ChurnModel
 
 log = logging.getLogger(__name__)
 SETTINGS = ServingSettings()
@@ -104,9 +103,8 @@ class ChurnService:
         metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
         if FAST_PREDICT is not None:
             FAST_PREDICT.bind(self.predictions)
-        # Everything loaded so far lives as long as the worker. Without this, each full garbage
-        # collection walks the whole of mlflow, pandas and the model and stalls every request
-        # in flight for ~150-250 ms: that was the p99 of the load test.
+        # Everything loaded so far lives as long as the worker; a full collection that walks it
+        # all would stall every request in flight.
         gc.collect()
         gc.freeze()
 
@@ -168,7 +166,7 @@ class ChurnService:
             Explanation(
                 customer_id=_customer_id(customer),
                 churn_probability=float(probabilities[row]),
-                reasons=[SchemaReason(**reason.__dict__) for reason in reasons[row]],
+                reasons=reasons[row],
                 model_version=self.version,
             )
             for row, customer in enumerate(customers)
@@ -186,7 +184,7 @@ class ChurnService:
             out, summary = Path(folder) / "scored.csv", Path(folder) / "summary"
             # A child process at lower priority: scoring a big file in this worker would hold
             # its GIL for seconds, and the batcher would shed /predict requests with 503s.
-            command = [sys.executable, "-m", "training", "score", "--data", str(file)]
+            command = [sys.executable, "-m", "scoring", "--data", str(file)]
             command += ["--out", str(out), "--summary", str(summary)]
             command += ["--model-uri", str(MLFLOW_MODEL_DIR)]
             done = subprocess.run(
@@ -218,9 +216,8 @@ def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
     }
 
 
-# BentoML works out a list response's media type from its JSON schema on every response
-# (`IOMixin.mime_type` → `model_json_schema`): 15% of a worker's CPU under load (py-spy).
-# Our response is always JSON, so say so once.
+# BentoML works out a list response's media type from its JSON schema on every response, at a
+# real cost per request; ours is always JSON, so say so once.
 ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 

@@ -118,10 +118,8 @@ def running(target: Target, port: int, log: Path) -> Iterator[str]:
 
 
 def offer(url: str, api: str, rate: int, seconds: int, folder: Path) -> RunSummary:
-    # 64 users, as in the measurements, and more from 1,280 requests/s on, so that no
-    # user has to send more than 20 a second (each answer must come within 50 ms for that).
-    # Many more users than that would send in bursts: 200 users at 1,000 requests/s measured
-    # p50 51 ms where 64 users measured 16 ms, on the same service.
+    # 64 users, and more from 1,280 requests/s on, so that no user has to send more than 20 a
+    # second (each answer must come within 50 ms for that).
     users = max(64, rate // 20)
     prefix = folder / f"{api}_{rate}"
     env = {

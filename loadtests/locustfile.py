@@ -30,8 +30,8 @@ PATH, BODY_KEY = (
     ("/predict", "customers") if API == "bentoml" else ("/invocations", "dataframe_records")
 )
 RECORDS: list[dict[str, Any]] = []
-# Each record as JSON, serialised once: encoding every request body took a tenth of Locust's
-# CPU (py-spy), and Locust shares the machine with the service it measures.
+# Each record as JSON, serialised once: Locust shares the machine with the service it
+# measures, so its own CPU counts.
 RECORD_JSON: list[str] = []
 
 

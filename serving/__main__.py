@@ -9,10 +9,10 @@ from typing import Annotated
 import bentoml
 import typer
 
+from churn.errors import UserError
+from cli.runner import run
 from serving.champion import example_customer, import_champion
 from serving.settings import ServingSettings
-from training.cli_runner import run
-from training.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 

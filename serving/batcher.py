@@ -1,20 +1,12 @@
 """Adaptive batching without waiting: whatever has queued is scored as soon as the scorer is free.
 
 Batches grow with the load on their own: one request at a time when idle, everything that
-arrived during the previous batch when busy. Nothing is held back to fill a batch: scoring a
-batch of this model costs a few milliseconds, so holding requests only adds latency.
+arrived during the previous batch when busy. Nothing is held back to fill a batch, because a
+batch costs milliseconds and holding requests only adds latency; BentoML's `CorkDispatcher`,
+which learns how long to hold them, held them ever longer as load rose.
 
-BentoML's `CorkDispatcher` instead learns how long to hold requests from the batches it has
-seen. Stepped up from 10 to 1,000 requests/s (`make bench`), it held them longer and longer:
-p50 48 ms and p99 110 ms at 1,000 requests/s, on a service that answered 1,900 requests/s at
-p99 94 ms when started straight at 2,000.
-
-A batch is scored on the event loop itself, not in a thread: the model's work (pandas, numpy on
-a few customers) holds the GIL anyway, and handing it to a thread made the loop and the thread
-take turns at the GIL. Measured with Locust at 1,400 requests/s, 2 workers, 64 users, two runs
-each: in a thread, p50 13 and 11 ms, p99 60 and 45 ms (in the service: p50 7-8 ms, p99
-21-26 ms); on the loop, p50 9 and 9 ms, p99 46 and 39 ms (in the service: p50 4-5 ms, p99
-14-19 ms). Between batches the loop takes in whatever arrived.
+A batch is scored on the event loop itself, not in a thread: the model's work holds the GIL
+anyway, and a scoring thread only takes turns with the loop.
 
 A request that has already waited longer than the latency budget, less the time a batch takes,
 is shed with `OverloadedError` and never scored, so the service does not queue without bound.

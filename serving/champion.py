@@ -8,28 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-import mlflow
-from mlflow.tracking import MlflowClient
 
+from churn.errors import UserError
+from churn.features import FeatureSpec
+from churn.model import MODEL_DESCRIPTION_FILE
+from registry.client import champion, connect
 from serving.settings import ServingSettings
-from training.errors import UserError
-from training.model import MODEL_DESCRIPTION_FILE
 
 log = logging.getLogger(__name__)
 
 
 def champion_labels(settings: ServingSettings) -> dict[str, str]:
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
-    except mlflow.exceptions.MlflowException as exc:
+    version = champion(connect(settings), settings.model_name, settings.model_alias)
+    if version is None:
         raise UserError(
             f"No {settings.model_name}@{settings.model_alias} in the registry at "
             f"{settings.tracking_uri}. Train and promote a model first: "
             "`python -m training train ...` then `python -m training promote --auto`."
-        ) from exc
+        )
     return {
         "registered_model": settings.model_name,
         "alias": settings.model_alias,
@@ -61,8 +57,7 @@ def import_champion(settings: ServingSettings) -> bentoml.Model:
 
 def _metadata(settings: ServingSettings, labels: dict[str, str]) -> dict[str, Any]:
     """The version's tags (test metrics among them), so the bento can report them offline."""
-    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
-    version = client.get_model_version(settings.model_name, labels["version"])
+    version = connect(settings).get_model_version(settings.model_name, labels["version"])
     return {"version_tags": json.dumps(dict(version.tags), sort_keys=True)}
 
 
@@ -74,8 +69,8 @@ def model_description(model: bentoml.Model) -> dict[str, Any]:
 
 def example_customer(model: bentoml.Model) -> dict[str, Any]:
     """One real customer record from the training data, as the request schema expects it."""
-    spec = model_description(model)["feature_spec"]
-    example = dict(spec["example"])
-    if spec["id_column"] is not None:
-        example = {spec["id_column"]: "0001-EXAMPLE", **example}
+    spec = FeatureSpec.from_dict(model_description(model)["feature_spec"])
+    example = dict(spec.example)
+    if spec.id_column is not None:
+        example = {spec.id_column: "0001-EXAMPLE", **example}
     return example

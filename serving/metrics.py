@@ -39,8 +39,8 @@ def record_predictions(probabilities: np.ndarray, tiers: np.ndarray) -> None:
         _predictions_of(str(tier)).inc(count)
 
 
-# Looking up a labelled child costs more than counting with it (py-spy: `labels` was 3% of a
-# worker's busy time at 1,800 requests/s), and the label values never change in a worker.
+# Looking up a labelled child costs more than counting with it, and the label values never
+# change in a worker.
 @cache
 def _predictions_of(tier: str) -> Any:
     return PREDICTIONS.labels(risk_tier=tier)

@@ -11,6 +11,8 @@ import logging
 
 from pydantic import ValidationError
 
+from serving.errors import rejection_summary
+
 BENTOML_HTTP_LOGGER = "bentoml._internal.server.http_app"
 
 
@@ -18,10 +20,8 @@ class ClientErrorFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc_info = record.exc_info
         if exc_info and isinstance(exc_info[1], ValidationError):
-            error = exc_info[1]
-            first = error.errors(include_url=False)[0]
-            record.msg = "Rejected a bad request with 400: %d validation error(s), first at %s"
-            record.args = (error.error_count(), ".".join(map(str, first["loc"])) or "body")
+            record.msg = "Rejected a bad request with 400: %s"
+            record.args = (rejection_summary(exc_info[1]),)
             record.exc_info = None
             record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churn.features import infer_spec
+from churn.model import ChurnModel
 from training.data import validate
-from training.features import infer_spec
-from training.model import ChurnModel
 from training.settings import TrainingSettings
 from training.synth import synthesize
 from training.train import fit_candidates, fit_insight, split

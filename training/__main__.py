@@ -1,4 +1,5 @@
-"""Command line: synth · train · promote. Each command parses arguments and calls one function."""
+"""Command line: synth · train · promote · score. Each command parses arguments and calls one
+function."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from training.cli_runner import run
-from training.errors import UserError
+from churn.errors import UserError
+from cli.runner import run
+from scoring.cli import score as score_command
 from training.settings import TrainingSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -73,7 +75,7 @@ def train(
 ) -> None:
     """Train the candidates, log them to MLflow and register the winner."""
     from training.data import Source
-    from training.report import metrics_table
+    from training.metrics_table import metrics_table
     from training.train import train as run_training
 
     settings = _settings(model_name=model_name, experiment=experiment)
@@ -132,41 +134,7 @@ def promote(
     typer.echo(messages[result.decision])
 
 
-@app.command()
-def score(
-    data: Annotated[Path, typer.Option(help="CSV or Parquet file of customers.")],
-    out: Annotated[Path, typer.Option(help="Where to write the scored .csv or .parquet file.")],
-    model_uri: Annotated[
-        Optional[str], typer.Option(help="Default: models:/<name>@champion.")
-    ] = None,
-    summary: Annotated[Path, typer.Option(help="Folder for summary.json and summary.html.")] = Path(
-        "reports/summary"
-    ),
-    reasons: Annotated[bool, typer.Option(help="Add each customer's top 3 reasons.")] = True,
-) -> None:
-    """Score a whole file in chunks: input columns plus decisions; bad rows get an `error`."""
-    import mlflow
-
-    from training.registry import connect
-    from training.score import score_file
-
-    settings = _settings()
-    uri = model_uri or f"models:/{settings.model_name}@{settings.model_alias}"
-    if ":/" in uri:  # a registry or run URI; a local model folder needs no tracking store
-        connect(settings)
-    try:
-        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    except mlflow.exceptions.MlflowException as exc:
-        raise UserError(f"Cannot load {uri}: {str(exc).splitlines()[0]}") from exc
-    started = time.perf_counter()
-    result = score_file(model, data, out, with_reasons=reasons)
-    json_path, html_path = result.summary.write(summary)
-    seconds = time.perf_counter() - started
-    s = result.summary
-    typer.echo(
-        f"Scored {s.scored:,} customers and rejected {s.rejected:,} rows in {seconds:.1f} s "
-        f"-> {out}\nSummary: {json_path} and {html_path}"
-    )
+app.command("score")(score_command)
 
 
 @app.command("champion-version")
@@ -174,7 +142,7 @@ def champion_version(
     model_name: Annotated[Optional[str], typer.Option(help="Registered model name.")] = None,
 ) -> None:
     """Print the version the champion alias points at, or "none"."""
-    from training.registry import champion, connect
+    from registry.client import champion, connect
 
     settings = _settings(model_name=model_name)
     current = champion(connect(settings), settings.model_name, settings.model_alias)

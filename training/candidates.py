@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,15 +15,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from training.features import FeatureSpec
-from training.linear_scorer import LinearScorer
+from churn.features import FeatureSpec
+from churn.linear_scorer import LinearScorer
+from churn.model import ChurnEstimator
 
 CandidateName = Literal["logistic_regression", "catboost"]
 EARLY_STOPPING_ROUNDS = 100
-
-
-class ChurnEstimator(Protocol):
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

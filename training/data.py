@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.errors import UserError
+from churn.errors import UserError
+from scoring.tables import is_parquet
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _read_file(path: Path) -> pd.DataFrame:
     if path.is_dir() or path.stat().st_size == 0:
         raise UserError(f"Data file {path} is empty.")
     try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
+        if is_parquet(path):
             return pd.read_parquet(path)
         return pd.read_csv(path, skipinitialspace=False, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:

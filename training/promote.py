@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from churn.errors import UserError
+from registry.client import champion, connect, get_version, latest_version, set_alias
 from training.data import Source, read_table, validate
-from training.errors import UserError
 from training.evaluate import evaluate
-from training.registry import champion, connect, get_version, latest_version, set_alias
 from training.settings import TrainingSettings
 from training.train import EVALUATION_ARTIFACT, TARGET_COLUMN_IN_ARTIFACT
 

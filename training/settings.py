@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-LOCAL_STORE = Path("mlruns")
-DEFAULT_TRACKING_URI = f"sqlite:///{LOCAL_STORE}/mlflow.db"
+from registry.settings import LOCAL_STORE, RegistrySettings
 
 
 class Economics(BaseSettings):
@@ -23,16 +22,8 @@ class Economics(BaseSettings):
     acceptance_rate: float = Field(default=0.3, gt=0, le=1)
 
 
-class TrainingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore", populate_by_name=True)
-
-    tracking_uri: str = Field(
-        default=DEFAULT_TRACKING_URI,
-        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI"),
-    )
+class TrainingSettings(RegistrySettings):
     artifact_root: Path = LOCAL_STORE / "artifacts"
-    model_name: str = "churn"
-    model_alias: str = "champion"
     experiment: str = "churn"
     # Which candidates to train, comma-separated; the winner is registered.
     candidates: Annotated[tuple[Literal["logistic_regression", "catboost"], ...], NoDecode] = (

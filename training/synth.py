@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.tables import write_table
+from scoring.tables import write_table
 
 YES_NO = np.array(["No", "Yes"])
 INTERNET = np.array(["DSL", "Fiber optic", "No"])

@@ -12,22 +12,27 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from catboost import CatBoostClassifier
 from matplotlib import pyplot as plt
 from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 from sklearn.model_selection import train_test_split
 
+import churn
+from churn.catboost_shap import CatBoostShap
+from churn.customer_value import CustomerValue
+from churn.deciles import Deciles
+from churn.explain import Explainer
+from churn.features import FeatureSpec, infer_spec
+from churn.linear_scorer import LinearScorer
+from churn.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
+from churn.playbook import load_playbook
+from registry.client import connect
 from training import plots
 from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regression
-from training.customer_value import CustomerValue
 from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
-from training.explain import explainer_for
-from training.features import FeatureSpec, infer_spec
-from training.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
-from training.playbook import load_playbook
-from training.priority import Deciles
-from training.registry import connect, ensure_experiment
-from training.segments import fit_segments
+from training.segmentation import fit_segments
 from training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -148,7 +153,7 @@ def train(
     winner = pick_winner(results)
 
     client = connect(settings)
-    experiment_id = ensure_experiment(client, settings)
+    experiment_id = _ensure_experiment(client, settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
         mlflow.log_params(
             {
@@ -177,6 +182,17 @@ def train(
         winner=winner.candidate.name,
         results=logged,
     )
+
+
+def _ensure_experiment(client: MlflowClient, settings: TrainingSettings) -> str:
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    artifact_location = None
+    if settings.uses_database_store:
+        # A tracking server picks its own artifact store; a bare database needs one from us.
+        artifact_location = settings.artifact_root.resolve().as_uri()
+    return str(client.create_experiment(settings.experiment, artifact_location=artifact_location))
 
 
 def _log_candidate(
@@ -232,6 +248,15 @@ def fit_insight(
     )
 
 
+def explainer_for(estimator: object, spec: FeatureSpec, reference: pd.DataFrame) -> Explainer:
+    """What explains `estimator`; `reference` (prepared features) fills CatBoost's SHAP table."""
+    if isinstance(estimator, LinearScorer):
+        return estimator
+    if isinstance(estimator, CatBoostClassifier):
+        return CatBoostShap.fit(estimator, spec, reference)
+    raise TypeError(f"Cannot explain a {type(estimator).__name__}")
+
+
 def _register(
     winner: CandidateResult,
     spec: FeatureSpec,
@@ -258,7 +283,7 @@ def _register(
             artifacts={"description": str(description)},
             signature=signature,
             input_example=example,
-            code_paths=[str(Path(__file__).parent)],
+            code_paths=[str(Path(churn.__file__).parent)],
             pip_requirements=[f"{p}=={package_version(p)}" for p in MODEL_PACKAGES],
             registered_model_name=settings.model_name,
             metadata={"candidate": winner.candidate.name, "threshold": winner.threshold},

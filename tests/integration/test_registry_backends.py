@@ -9,11 +9,11 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from registry.client import champion
 from serving.champion import import_champion, model_description
 from serving.settings import ServingSettings
 from tests.integration.conftest import quick_settings, train_quickly
 from training.promote import promote_auto, promote_version
-from training.registry import champion
 
 pytestmark = pytest.mark.integration
 

@@ -127,7 +127,17 @@ def test_the_bento_has_a_dockerfile_and_references_the_champion(served: Served) 
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     models = manifest["services"][0]["models"]
     assert [m["tag"].split(":")[0] for m in models] == ["churn"]
-    assert {"service.py", "serving", "training"} <= {p.name for p in (bento / "src").iterdir()}
+    shipped = {p.name for p in (bento / "src").iterdir()}
+    assert {"service.py", "serving", "churn", "scoring", "registry", "cli"} <= shipped
+    assert "training" not in shipped
+
+
+def test_the_registered_model_carries_only_the_runtime_package(served: Served) -> None:
+    mlflow.set_tracking_uri(served.tracking_uri)
+    folder = mlflow.artifacts.download_artifacts(
+        f"models:/{served.model_name}/{served.version}", tracking_uri=served.tracking_uri
+    )
+    assert {p.name for p in (Path(folder) / "code").iterdir()} == {"churn"}
 
 
 def test_predictions_match_the_registered_model_in_request_order(

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from catboost import Pool
 
-from training.catboost_shap import TREE_BY_TREE_FROM, CatBoostShap
-from training.model import ChurnModel
+from churn.catboost_shap import TREE_BY_TREE_FROM, CatBoostShap
+from churn.model import ChurnModel
 from training.synth import synthesize
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.customer_value import CustomerValue
-from training.errors import UserError
+from churn.customer_value import CustomerValue
+from churn.errors import UserError
 
 FEATURES = pd.DataFrame(
     {

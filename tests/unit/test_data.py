@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.errors import UserError
 from training.data import Source, encode_labels, read_table, validate
-from training.errors import UserError
 
 
 def _table(rows: int = 300) -> pd.DataFrame:

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.columns import Columns, object_array
-from training.errors import UserError
-from training.features import MISSING_CATEGORY, FeatureSpec, infer_spec
+from churn.columns import Columns, object_array
+from churn.errors import UserError
+from churn.features import MISSING_CATEGORY, FeatureSpec, infer_spec
 
 
 def _frame() -> pd.DataFrame:

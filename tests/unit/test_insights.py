@@ -7,16 +7,27 @@ from dataclasses import fields, replace
 import numpy as np
 import pandas as pd
 import pytest
+from catboost import CatBoostClassifier
 
-from training.columns import Columns
-from training.errors import UserError
-from training.explain import contributions, raw_score, reason_texts
-from training.model import ChurnModel, Insight
-from training.playbook import NO_ACTION, parse_playbook
-from training.priority import Deciles
-from training.segments import Segmenter
+from churn.columns import Columns
+from churn.deciles import Deciles
+from churn.errors import UserError
+from churn.explain import contributions, reason_texts
+from churn.linear_scorer import LinearScorer
+from churn.model import ChurnModel, Insight
+from churn.playbook import NO_ACTION, parse_playbook
+from churn.segments import Segmenter
 
 CANDIDATES = ["logistic_regression", "catboost"]
+
+
+def raw_score(estimator: object, features: pd.DataFrame) -> np.ndarray:
+    """The model's log-odds, which contributions plus base value must reproduce."""
+    if isinstance(estimator, LinearScorer):
+        return estimator.log_odds(features)
+    if isinstance(estimator, CatBoostClassifier):
+        return np.asarray(estimator.predict(features, prediction_type="RawFormulaVal"))
+    raise TypeError(f"Cannot explain a {type(estimator).__name__}")
 
 
 @pytest.mark.parametrize("candidate", CANDIDATES)

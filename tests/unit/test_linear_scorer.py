@@ -10,10 +10,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churn.features import infer_spec
+from churn.linear_scorer import LinearScorer
 from training.candidates import fit_logistic_regression
 from training.data import validate
-from training.features import infer_spec
-from training.linear_scorer import LinearScorer
 
 
 def _pipeline_and_scorer(

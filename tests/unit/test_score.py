@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.errors import UserError
-from training.model import ChurnModel
-from training.score import PREDICTION_COLUMNS, score_file
+from churn.errors import UserError
+from churn.model import ChurnModel
+from scoring.score_file import PREDICTION_COLUMNS, score_file
 
 
 def _file_with_bad_rows(customers: pd.DataFrame, path: Path) -> pd.DataFrame:

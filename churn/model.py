@@ -4,25 +4,28 @@ deciles, segments and retention playbook, so every consumer decides the same way
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from training.candidates import ChurnEstimator
-from training.columns import Table, as_frame
-from training.customer_value import CustomerValue
-from training.explain import Explainer, Reason, contributions, reasons_from, top_reasons
-from training.features import FeatureSpec
-from training.linear_scorer import LinearScorer
-from training.playbook import Playbook
-from training.priority import Deciles
-from training.segments import Segmenter
+from churn.columns import Table, as_frame
+from churn.customer_value import CustomerValue
+from churn.deciles import Deciles
+from churn.explain import Explainer, Reason, contributions, reasons_from
+from churn.features import FeatureSpec
+from churn.linear_scorer import LinearScorer
+from churn.playbook import Playbook
+from churn.segments import Segmenter
 
 # Travels inside the MLflow model, so a server can read the spec without unpickling the model.
 MODEL_DESCRIPTION_FILE = "churn_model.json"
 TIER_NAMES = np.array(["low", "medium", "high"], dtype=object)
+
+
+class ChurnEstimator(Protocol):
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class ChurnModel(PythonModel):
         )
 
     def explain(self, customers: Table) -> list[list[Reason]]:
-        return top_reasons(self.insight.explainer, self.spec, self.spec.prepare_columns(customers))
+        return self.explain_with_probability(customers)[1]
 
     def explain_with_probability(self, customers: Table) -> tuple[np.ndarray, list[list[Reason]]]:
         """Churn probabilities and top reasons, from one computation of the contributions."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from training.errors import UserError
+from churn.errors import UserError
 
 NO_ACTION = "no action"
 

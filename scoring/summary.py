@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.model import Decisions
+from churn.model import Decisions
 
 MAX_REJECTION_REASONS = 20
 

@@ -8,7 +8,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from training.errors import UserError
+from churn.errors import UserError
 
 QUIET_LOGGERS = ("alembic", "mlflow.store", "urllib3")
 

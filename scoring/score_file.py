@@ -14,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from training.errors import UserError
-from training.explain import reason_texts
-from training.features import to_numeric
-from training.model import ChurnModel
-from training.summary import Summary
+from churn.errors import UserError
+from churn.explain import reason_texts
+from churn.features import to_numeric
+from churn.model import ChurnModel
+from scoring.summary import Summary
+from scoring.tables import is_parquet
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _require_columns(model: ChurnModel, chunk: pd.DataFrame, data: Path) -> None
 
 def _chunks(data: Path, rows: int) -> Iterator[pd.DataFrame]:
     try:
-        if data.suffix.lower() in {".parquet", ".pq"}:
+        if is_parquet(data):
             import pyarrow.parquet as pq
 
             for batch in pq.ParquetFile(data).iter_batches(batch_size=rows):
@@ -131,7 +132,7 @@ class _Writer:
 
     def __init__(self, out: Path) -> None:
         self.out = out
-        self.parquet = out.suffix.lower() in {".parquet", ".pq"}
+        self.parquet = is_parquet(out)
         self.first = True
         self._parquet_writer: Any = None
 

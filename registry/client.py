@@ -1,4 +1,4 @@
-"""MLflow at the edge: where runs go, registering versions, and the `champion` alias."""
+"""MLflow at the edge: connecting, finding versions, and moving the `champion` alias."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from training.errors import UserError
-from training.settings import TrainingSettings
+from churn.errors import UserError
+from registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
 
 
-def connect(settings: TrainingSettings) -> MlflowClient:
+def connect(settings: RegistrySettings) -> MlflowClient:
     """Point MLflow at the configured store; the embedded SQLite store is created on first use."""
     if settings.tracking_uri.startswith("sqlite:///"):
         Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
@@ -25,17 +25,6 @@ def connect(settings: TrainingSettings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return MlflowClient(settings.tracking_uri, settings.tracking_uri)
-
-
-def ensure_experiment(client: MlflowClient, settings: TrainingSettings) -> str:
-    experiment = client.get_experiment_by_name(settings.experiment)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    artifact_location = None
-    if settings.uses_database_store:
-        # A tracking server picks its own artifact store; a bare database needs one from us.
-        artifact_location = settings.artifact_root.resolve().as_uri()
-    return str(client.create_experiment(settings.experiment, artifact_location=artifact_location))
 
 
 def champion(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:

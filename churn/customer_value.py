@@ -2,8 +2,8 @@
 
 A formula is arithmetic (+ - * / ** and parentheses) on numbers and numeric feature columns;
 a column whose name is not an identifier goes in backticks, as in pandas: `` `Monthly fee` * 12``.
-It is compiled once and evaluated on numpy arrays: `DataFrame.eval` took 1.9 ms per call, as
-long as scoring the whole batch it was part of.
+It is compiled once and evaluated on numpy arrays: `DataFrame.eval` per batch cost as much as
+scoring the batch.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from types import CodeType
 import numpy as np
 import pandas as pd
 
-from training.columns import Table
-from training.errors import UserError
+from churn.columns import Table
+from churn.errors import UserError
 
 ALLOWED_NODES = (
     ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load,

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from training.columns import Columns, Table, object_array
-from training.errors import UserError
+from churn.columns import Columns, Table, object_array
+from churn.errors import UserError
 
 FeatureKind = Literal["numeric", "categorical"]
 MISSING_CATEGORY = "__missing__"

@@ -12,18 +12,19 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier
 
-from training.catboost_shap import CatBoostShap
-from training.columns import Table
-from training.features import FeatureSpec
-from training.linear_scorer import LinearScorer
+from churn.catboost_shap import CatBoostShap
+from churn.columns import Table
+from churn.features import FeatureSpec
+from churn.linear_scorer import LinearScorer
 
 TOP_REASONS = 3
 
 
 @dataclass(frozen=True)
 class Reason:
+    """One feature's pull on a customer's risk: its additive share of the model's log-odds."""
+
     feature: str
     value: Any
     contribution: float
@@ -31,15 +32,6 @@ class Reason:
 
 
 Explainer = LinearScorer | CatBoostShap
-
-
-def explainer_for(estimator: object, spec: FeatureSpec, reference: pd.DataFrame) -> Explainer:
-    """What explains `estimator`; `reference` (prepared features) fills CatBoost's SHAP table."""
-    if isinstance(estimator, LinearScorer):
-        return estimator
-    if isinstance(estimator, CatBoostClassifier):
-        return CatBoostShap.fit(estimator, spec, reference)
-    raise TypeError(f"Cannot explain a {type(estimator).__name__}")
 
 
 def contributions(
@@ -52,22 +44,6 @@ def contributions(
         order = [position[name] for name in spec.names]
         return matrix[:, order], np.full(len(features), explainer.base_value)
     return explainer.contributions(features)
-
-
-def raw_score(estimator: object, features: pd.DataFrame) -> np.ndarray:
-    """The model's log-odds, which contributions plus base value must reproduce."""
-    if isinstance(estimator, LinearScorer):
-        return estimator.log_odds(features)
-    if isinstance(estimator, CatBoostClassifier):
-        return np.asarray(estimator.predict(features, prediction_type="RawFormulaVal"))
-    raise TypeError(f"Cannot explain a {type(estimator).__name__}")
-
-
-def top_reasons(
-    explainer: Explainer, spec: FeatureSpec, features: Table, top: int = TOP_REASONS
-) -> list[list[Reason]]:
-    matrix, _ = contributions(explainer, spec, features)
-    return reasons_from(matrix, spec, features, top)
 
 
 def reasons_from(

@@ -1,9 +1,8 @@
 """Columns: a batch as named numpy arrays, the part of a DataFrame that scoring reads.
 
-A server scores batches of a few customers, and there pandas' bookkeeping cost more than the
-model: building the frames and a Series for every column read took about a quarter of a
-worker's busy time at 1,800 requests/s (py-spy). Scoring code reads `table[name]` as an array
-and `len(table)`, so it takes either a DataFrame (training, files) or `Columns` (the service).
+A server scores batches of a few customers, where pandas' bookkeeping costs more than the model.
+Scoring code reads `table[name]` as an array and `len(table)`, so it takes either a DataFrame
+(training, files) or `Columns` (the service).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from training.columns import Table
-from training.features import numeric_matrix
+from churn.columns import Table
+from churn.features import numeric_matrix
 
 UNSEEN_LEVEL = "\x00unseen level\x00"
 

@@ -1,0 +1,1 @@
+"""The MLflow registry as training, serving and the webhook relay all see it."""
