@@ -8,8 +8,11 @@ which learns how long to hold them, held them ever longer as load rose.
 A batch is scored on the event loop itself, not in a thread: the model's work holds the GIL
 anyway, and a scoring thread only takes turns with the loop.
 
-A request that has already waited longer than the latency budget, less the time a batch takes,
-is shed with `OverloadedError` and never scored, so the service does not queue without bound.
+When more customers are queued than one batch takes, the requests at the head that have already
+waited longer than the latency budget are shed with `OverloadedError` and never scored, so the
+service does not queue without bound. Shedding looks only at how long requests have really
+waited: a queue that one batch clears is always scored, so a worker recovers as soon as load
+falls, whatever a stall before cost.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
-# How fast the estimate of a batch's duration follows the latest batch.
-SMOOTHING = 0.2
 
 
 class OverloadedError(Exception):
@@ -51,13 +52,15 @@ class Batcher(Generic[Item, Answer]):
         self.size = size
         self.max_batch_size = max_batch_size
         self.max_latency_s = max_latency_ms / 1000
-        self.batch_seconds = 0.0  # smoothed duration of recent batches
+        self._queued_customers = 0
         self._queue: deque[_Waiting[Item, Answer]] = deque()
         self._draining = False
 
     async def __call__(self, item: Item) -> Answer:
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(item, self.size(item), time.monotonic(), answer))
+        waiting = _Waiting(item, self.size(item), time.monotonic(), answer)
+        self._queue.append(waiting)
+        self._queued_customers += waiting.size
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -70,7 +73,6 @@ class Batcher(Generic[Item, Answer]):
                 batch = self._next_batch()
                 if not batch:
                     continue
-                started = time.monotonic()
                 try:
                     answers = self.score([w.item for w in batch])
                 except Exception as error:  # every request of the batch gets the failure
@@ -78,8 +80,6 @@ class Batcher(Generic[Item, Answer]):
                         if not waiting.answer.done():
                             waiting.answer.set_exception(error)
                 else:
-                    elapsed = time.monotonic() - started
-                    self.batch_seconds += SMOOTHING * (elapsed - self.batch_seconds)
                     for waiting, answer in zip(batch, answers, strict=True):
                         if not waiting.answer.done():
                             waiting.answer.set_result(answer)
@@ -88,11 +88,20 @@ class Batcher(Generic[Item, Answer]):
             self._draining = False
 
     def _shed_late(self) -> None:
-        deadline = time.monotonic() - (self.max_latency_s - self.batch_seconds)
-        while self._queue and self._queue[0].since < deadline:
-            waiting = self._queue.popleft()
+        deadline = time.monotonic() - self.max_latency_s
+        while (
+            self._queued_customers > self.max_batch_size
+            and self._queue
+            and self._queue[0].since < deadline
+        ):
+            waiting = self._pop()
             if not waiting.answer.done():
                 waiting.answer.set_exception(OverloadedError())
+
+    def _pop(self) -> _Waiting[Item, Answer]:
+        waiting = self._queue.popleft()
+        self._queued_customers -= waiting.size
+        return waiting
 
     def _next_batch(self) -> list[_Waiting[Item, Answer]]:
         """Queued requests in arrival order up to `max_batch_size` customers; a request is
@@ -100,7 +109,7 @@ class Batcher(Generic[Item, Answer]):
         batch: list[_Waiting[Item, Answer]] = []
         customers = 0
         while self._queue and (not batch or customers + self._queue[0].size <= self.max_batch_size):
-            waiting = self._queue.popleft()
+            waiting = self._pop()
             if waiting.answer.cancelled():
                 continue
             batch.append(waiting)
