@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from mlflow.models import Model as MLflowModel
 from churn.model import ChurnModel
 from serving import metrics, quiet_client_errors
 from serving.champion import example_customer, model_description
+from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.schema import (
     Explanation,
@@ -109,7 +111,14 @@ class ChurnService:
         gc.freeze()
 
     def __is_ready__(self) -> bool:
-        return self.model is not None
+        """Ready while this worker can score: the example customer gets a finite probability."""
+        try:
+            example = Customer.model_validate(EXAMPLE_CUSTOMER)
+            probability = self.model.decide(customer_columns([example])).probability
+        except Exception:
+            log.exception("This worker cannot score the example customer")
+            return False
+        return bool(math.isfinite(float(probability[0])))
 
     @bentoml.api(  # type: ignore[untyped-decorator]
         batchable=True,
@@ -119,7 +128,11 @@ class ChurnService:
     )
     def predict(self, customers: list[Any]) -> list[Prediction]:
         """Churn probability, decision and risk tier for each customer, in request order."""
-        return [Prediction.model_construct(**answer) for answer in self.predictions(customers)]
+        answers = self.predictions(customers)
+        unscorable = first_unscorable_prediction(answers)
+        if unscorable is not None:
+            raise bentoml.exceptions.InvalidArgument(unscorable_message(unscorable))
+        return [Prediction.model_construct(**answer) for answer in answers]
 
     def predictions(self, customers: list[Any]) -> list[dict[str, Any]]:
         """What /predict answers, whichever path serves it (see serving/fast_predict.py)."""
@@ -162,6 +175,12 @@ class ChurnService:
         """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
         contributions for the baseline). Separate from /predict so /predict stays fast."""
         probabilities, reasons = self.model.explain_with_probability(customer_columns(customers))
+        unscorable = first_unscorable(
+            [probability, *(reason.contribution for reason in customer_reasons)]
+            for probability, customer_reasons in zip(probabilities.tolist(), reasons, strict=True)
+        )
+        if unscorable is not None:
+            raise bentoml.exceptions.InvalidArgument(unscorable_message(unscorable))
         return [
             Explanation(
                 customer_id=_customer_id(customer),

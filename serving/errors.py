@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,3 +29,23 @@ def rejection_summary(error: ValidationError) -> str:
     """One log line's worth: how many problems, and where the first one is."""
     first = ".".join(map(str, error.errors(include_url=False)[0]["loc"])) or "body"
     return f"{error.error_count()} validation error(s) for {error.title}, first at {first}"
+
+
+def first_unscorable(values_per_customer: Iterable[Iterable[float]]) -> int | None:
+    """The index of the first customer whose answer holds NaN or an infinity, if any: finite
+    inputs so extreme that the model overflows. Such a number must never reach a client."""
+    for index, values in enumerate(values_per_customer):
+        if not all(math.isfinite(value) for value in values):
+            return index
+    return None
+
+
+def unscorable_message(index: int) -> str:
+    return (
+        f"customers.{index}: the model cannot score this customer: its numbers are so extreme "
+        "that the result is not a finite number."
+    )
+
+
+def first_unscorable_prediction(predictions: Sequence[dict[str, Any]]) -> int | None:
+    return first_unscorable((p["churn_probability"], p["expected_value"]) for p in predictions)

@@ -19,7 +19,13 @@ from pydantic_core import to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batcher import Batcher, OverloadedError
-from serving.errors import error_body, rejection_summary, validation_error_body
+from serving.errors import (
+    error_body,
+    first_unscorable_prediction,
+    rejection_summary,
+    unscorable_message,
+    validation_error_body,
+)
 
 log = logging.getLogger(__name__)
 Score = Callable[[list[Any]], list[dict[str, Any]]]
@@ -101,6 +107,9 @@ class PredictEndpoint:
         except Exception:
             log.exception("Scoring failed")
             return 500, error_body("Scoring failed; the server log has the details.")
+        unscorable = first_unscorable_prediction(predictions)
+        if unscorable is not None:
+            return 400, error_body(unscorable_message(unscorable))
         # pydantic-core encodes several times faster than the json module.
         return 200, to_json(predictions)
 

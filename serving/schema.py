@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, DataType
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, create_model
 
 from churn.columns import Columns, object_array
 from churn.explain import Reason
@@ -44,11 +44,12 @@ class Explanation(BaseModel):
 def customer_model(
     signature: ModelSignature, id_column: str | None, example: dict[str, Any]
 ) -> type[BaseModel]:
-    """One pydantic field per signature column; numerics accept null as missing."""
+    """One pydantic field per signature column; numerics must be finite and accept null as
+    missing."""
     fields: dict[str, Any] = {}
     for index, column in enumerate(_columns(signature)):
         python_type: Any = (
-            Annotated[float | None, BeforeValidator(_blank_is_missing)]
+            Annotated[FiniteFloat | None, BeforeValidator(_blank_is_missing)]
             if column.type in NUMERIC_TYPES
             else str
         )

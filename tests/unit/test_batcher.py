@@ -9,6 +9,10 @@ from collections.abc import Sequence
 from serving.batcher import Batcher, OverloadedError
 
 
+def len_one(item: int) -> int:
+    return 1
+
+
 class SlowFirstBatch:
     """The first batch stalls (a VM pause, swap); every later one is instant."""
 
@@ -25,7 +29,7 @@ class SlowFirstBatch:
 
 def test_one_slow_batch_does_not_make_an_idle_worker_shed_what_comes_after() -> None:
     scorer = SlowFirstBatch(stall_s=0.6)
-    batcher: Batcher[int, int] = Batcher(scorer, lambda _: 1, max_batch_size=100, max_latency_ms=100)
+    batcher: Batcher[int, int] = Batcher(scorer, len_one, max_batch_size=100, max_latency_ms=100)
 
     async def replay() -> list[int | str]:
         answers: list[int | str] = [await batcher(0)]
@@ -43,7 +47,7 @@ def test_one_slow_batch_does_not_make_an_idle_worker_shed_what_comes_after() -> 
 
 def test_a_short_queue_is_scored_even_when_it_waited_past_the_budget() -> None:
     scorer = SlowFirstBatch(stall_s=0.0)
-    batcher: Batcher[int, int] = Batcher(scorer, lambda _: 1, max_batch_size=100, max_latency_ms=100)
+    batcher: Batcher[int, int] = Batcher(scorer, len_one, max_batch_size=100, max_latency_ms=100)
 
     async def after_a_stall() -> list[int]:
         queued = [asyncio.create_task(batcher(n)) for n in range(4)]
@@ -56,11 +60,12 @@ def test_a_short_queue_is_scored_even_when_it_waited_past_the_budget() -> None:
 
 def test_a_long_queue_sheds_only_requests_that_waited_past_the_budget() -> None:
     queued = 250
+
     def slow(items: Sequence[int]) -> list[int]:
         time.sleep(0.02)
         return [2 * item for item in items]
 
-    batcher: Batcher[int, int] = Batcher(slow, lambda _: 1, max_batch_size=10, max_latency_ms=100)
+    batcher: Batcher[int, int] = Batcher(slow, len_one, max_batch_size=10, max_latency_ms=100)
 
     async def burst() -> list[int | str]:
         async def one(item: int) -> int | str:
