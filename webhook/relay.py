@@ -2,7 +2,8 @@
 
 MLflow POSTs a signed event when an alias moves. The relay verifies the signature, drops stale
 and replayed deliveries, keeps only `<model>@<alias>` being set, and triggers the Jenkins job
-(Generic Webhook Trigger) with the model name and version. Run: `python -m webhook.relay`.
+(Generic Webhook Trigger) with the model name and version. A delivery counts as relayed only
+once Jenkins accepted it. Run: `python -m webhook.relay`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from webhook.deliveries import DeliveryLog
 from webhook.settings import RelaySettings
 from webhook.signature import (
     DELIVERY_ID_HEADER,
@@ -31,28 +35,46 @@ from webhook.signature import (
 log = logging.getLogger(__name__)
 
 
-class SeenDeliveries:
-    """Delivery ids seen within the replay window."""
-
-    def __init__(self, window_seconds: float) -> None:
-        self.window = window_seconds
-        self.seen: OrderedDict[str, float] = OrderedDict()
-
-    def first_time(self, delivery_id: str, now: float) -> bool:
-        while self.seen and next(iter(self.seen.values())) < now - 2 * self.window:
-            self.seen.popitem(last=False)
-        if delivery_id in self.seen:
-            return False
-        self.seen[delivery_id] = now
-        return True
+class BodyTooLargeError(Exception):
+    pass
 
 
-def create_app(settings: RelaySettings, client: httpx.AsyncClient | None = None) -> Starlette:
-    seen = SeenDeliveries(settings.max_age_seconds)
-    jenkins = client or httpx.AsyncClient(timeout=10)
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read no further than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: RelaySettings,
+    client: httpx.AsyncClient | None = None,
+    deliveries: DeliveryLog | None = None,
+) -> Starlette:
+    jenkins = client or httpx.AsyncClient(timeout=settings.jenkins_timeout_seconds)
+    relayed = deliveries or DeliveryLog(
+        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+        done_ttl_s=2 * settings.max_age_seconds,
+        claim_ttl_s=3 * settings.jenkins_timeout_seconds,
+        prefix=settings.redis_prefix,
+    )
 
     async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+        except BodyTooLargeError:
+            return JSONResponse(
+                {"error": f"Body larger than {settings.max_body_bytes} bytes"}, status_code=413
+            )
+        except ClientDisconnect:
+            return JSONResponse({"error": "client disconnected"}, status_code=400)
         now = time.time()
         delivery_id = request.headers.get(DELIVERY_ID_HEADER)
         try:
@@ -65,38 +87,67 @@ def create_app(settings: RelaySettings, client: httpx.AsyncClient | None = None)
                 now,
                 settings.max_age_seconds,
             )
+            event = json.loads(body)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
         except RejectedDeliveryError as exc:
-            log.warning("Rejected webhook delivery %s: %s", delivery_id, exc)
+            log.warning("Rejected webhook delivery %r: %s", delivery_id, exc)
             return JSONResponse({"error": str(exc)}, status_code=401)
-        if not seen.first_time(str(delivery_id), now):
-            log.warning("Rejected replayed webhook delivery %s", delivery_id)
-            return JSONResponse({"error": "delivery already received"}, status_code=409)
+        except ValueError:
+            return JSONResponse({"error": "the body is not a JSON object"}, status_code=400)
 
-        event = json.loads(body)
-        data: dict[str, Any] = event.get("data", {})
+        data: dict[str, Any] = event.get("data") or {}
         wanted = (
             event.get("entity") == "model_version_alias"
             and event.get("action") == "created"
             and data.get("name") == settings.model_name
             and data.get("alias") == settings.model_alias
+            and data.get("version") is not None
         )
         if not wanted:
             return JSONResponse({"forwarded": False, "reason": "not a promotion we deploy"}, 202)
 
+        try:
+            claim = await relayed.claim(str(delivery_id))
+        except RedisError as exc:
+            log.error("Cannot reach the delivery log: %s", exc)
+            return JSONResponse(
+                {"error": "the delivery log is unavailable; retry later"},
+                status_code=503,
+                headers={"Retry-After": "10"},
+            )
+        if claim == "done":
+            log.warning("Rejected replayed webhook delivery %s", delivery_id)
+            return JSONResponse({"error": "delivery already relayed"}, status_code=409)
+        if claim == "in progress":
+            return JSONResponse(
+                {"error": "this delivery is being relayed right now; retry later"},
+                status_code=503,
+                headers={"Retry-After": str(settings.jenkins_timeout_seconds)},
+            )
+        return await _trigger(str(delivery_id), data)
+
+    async def _trigger(delivery_id: str, data: dict[str, Any]) -> JSONResponse:
         trigger = {
             "model_name": data["name"],
             "model_alias": data["alias"],
             "model_version": str(data["version"]),
             "delivery_id": delivery_id,
         }
-        response = await jenkins.post(
-            settings.jenkins_trigger_url,
-            params={"token": settings.jenkins_trigger_token.get_secret_value()},
-            json=trigger,
-        )
-        if response.status_code >= 400:
-            log.error("Jenkins answered %s: %s", response.status_code, response.text[:300])
-            return JSONResponse({"error": f"Jenkins answered {response.status_code}"}, 502)
+        try:
+            response = await jenkins.post(
+                settings.jenkins_trigger_url,
+                params={"token": settings.jenkins_trigger_token.get_secret_value()},
+                json=trigger,
+            )
+            failure = f"Jenkins answered {response.status_code}" if response.is_error else None
+        except httpx.HTTPError as exc:
+            failure = f"Jenkins could not be reached: {type(exc).__name__}"
+        if failure is not None:
+            log.error("Delivery %s not relayed: %s", delivery_id, failure)
+            await _quietly(relayed.release(delivery_id))  # else the claim expires on its own
+            return JSONResponse({"error": failure}, status_code=502)
+        await _quietly(relayed.done(delivery_id))
         log.info("Triggered Jenkins for %s version %s", data["name"], data["version"])
         return JSONResponse({"forwarded": True, **trigger}, status_code=202)
 
@@ -111,12 +162,26 @@ def create_app(settings: RelaySettings, client: httpx.AsyncClient | None = None)
     )
 
 
+async def _quietly(update: Awaitable[None]) -> None:
+    try:
+        await update
+    except RedisError as exc:
+        log.error("Cannot update the delivery log: %s", exc)
+
+
 def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = RelaySettings()  # type: ignore[call-arg]
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,3 +20,11 @@ class RelaySettings(BaseSettings):
     port: PositiveInt = Field(default=8088, alias="RELAY_PORT")
     # MLflow's own deliveries are seconds old; anything older is a replay.
     max_age_seconds: PositiveInt = Field(default=300, alias="RELAY_MAX_AGE_SECONDS")
+    # Where relayed delivery ids are kept, shared by every replica.
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="RELAY_REDIS_URL")
+    redis_prefix: str = Field(default="churn-relay:delivery:", alias="RELAY_REDIS_PREFIX")
+    max_body_bytes: PositiveInt = Field(default=1024 * 1024, alias="RELAY_MAX_BODY_BYTES")
+    # Serve HTTPS with this certificate and key; otherwise terminate TLS in front of the relay.
+    ssl_certfile: Path | None = Field(default=None, alias="RELAY_SSL_CERTFILE")
+    ssl_keyfile: Path | None = Field(default=None, alias="RELAY_SSL_KEYFILE")
+    jenkins_timeout_seconds: PositiveInt = Field(default=10, alias="RELAY_JENKINS_TIMEOUT_SECONDS")

@@ -44,6 +44,8 @@ def verify(
     if abs(now - sent) > max_age_seconds:
         raise RejectedDeliveryError(f"timestamp is {now - sent:.0f} s away from now")
     expected = sign(secret, delivery_id, timestamp, body)
-    # A header may carry several space-separated signatures during secret rotation.
-    if not any(hmac.compare_digest(expected, given) for given in signature.split()):
+    # A header may carry several space-separated signatures during secret rotation. Compared as
+    # bytes: `compare_digest` refuses text that is not ASCII, and a header may hold anything.
+    wanted = expected.encode()
+    if not any(hmac.compare_digest(wanted, given.encode()) for given in signature.split()):
         raise RejectedDeliveryError("signature does not match")

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from tests.integration.conftest import BIN, ROOT, free_port, stop, wait_for
 from webhook.signature import sign
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 SECRET = "test-webhook-secret"
 TOKEN = "test-jenkins-token"
 
@@ -31,11 +32,18 @@ class FakeJenkins(ThreadingHTTPServer):
 
     def __init__(self, port: int) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.failures_to_come = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
+                if outer.failures_to_come:
+                    outer.failures_to_come -= 1
+                    self.rfile.read(length)
+                    self.send_response(500)
+                    self.end_headers()
+                    return
                 url = urlparse(self.path)
                 outer.calls.append(
                     {
@@ -63,10 +71,8 @@ def jenkins() -> Iterator[FakeJenkins]:
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def relay(jenkins: FakeJenkins, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = {
+def _relay_env(jenkins: FakeJenkins, port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "MLFLOW_WEBHOOK_SECRET": SECRET,
         "JENKINS_TRIGGER_URL": f"http://127.0.0.1:{jenkins.server_port}/generic-webhook-trigger/invoke",
@@ -75,15 +81,30 @@ def relay(jenkins: FakeJenkins, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "RELAY_HOST": "127.0.0.1",
         "RELAY_PORT": str(port),
     }
-    log = (tmp_path_factory.mktemp("relay") / "relay.log").open("wb")
+
+
+@contextmanager
+def running_relay(jenkins: FakeJenkins, folder: Path) -> Iterator[str]:
+    port = free_port()
+    log = (folder / f"relay-{port}.log").open("wb")
     process = subprocess.Popen(
-        [str(BIN / "python"), "-m", "webhook.relay"], cwd=ROOT, env=env, stdout=log, stderr=log
+        [str(BIN / "python"), "-m", "webhook.relay"],
+        cwd=ROOT,
+        env=_relay_env(jenkins, port),
+        stdout=log,
+        stderr=log,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", process)
         yield f"http://127.0.0.1:{port}/mlflow-webhook"
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def relay(jenkins: FakeJenkins, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_relay(jenkins, tmp_path_factory.mktemp("relay")) as url:
+        yield url
 
 
 def _wait_for_call(jenkins: FakeJenkins, count: int, timeout: float = 30) -> None:
@@ -189,3 +210,47 @@ def test_the_relay_forwards_a_delivery_once(relay: str, jenkins: FakeJenkins) ->
     assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 409
     assert len(jenkins.calls) == before + 1
     assert jenkins.calls[-1]["body"]["model_version"] == "7"
+
+
+def test_a_delivery_jenkins_failed_goes_through_when_mlflow_retries_it(
+    relay: str, jenkins: FakeJenkins
+) -> None:
+    before = len(jenkins.calls)
+    headers = _signed(EVENT)
+    jenkins.failures_to_come = 1
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 502
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 202
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 409
+    assert len(jenkins.calls) == before + 1
+
+
+def test_replays_are_rejected_by_another_replica_and_after_a_restart(
+    relay: str, jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    headers = _signed(EVENT)
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 202
+    before = len(jenkins.calls)
+    with running_relay(jenkins, tmp_path) as other_replica:
+        response = httpx.post(other_replica, content=EVENT, headers=headers, timeout=10)
+        assert response.status_code == 409
+    with running_relay(jenkins, tmp_path) as restarted:
+        assert httpx.post(restarted, content=EVENT, headers=headers, timeout=10).status_code == 409
+    assert len(jenkins.calls) == before
+
+
+@pytest.mark.parametrize("signature", ["v1,\u00e9t\u00e9".encode("latin-1"), b"v1,\xff\xfe"])
+def test_a_malformed_signature_header_gets_a_401_not_a_500(relay: str, signature: bytes) -> None:
+    headers: dict[str, Any] = {**_signed(EVENT), "X-MLflow-Signature": signature}
+    assert httpx.post(relay, content=EVENT, headers=headers, timeout=10).status_code == 401
+
+
+def test_a_body_over_the_limit_gets_a_413_while_it_is_read(relay: str) -> None:
+    big = b"x" * (1024 * 1024 + 1)
+    assert httpx.post(relay, content=big, headers=_signed(big), timeout=10).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while streaming
+        for _ in range(20):
+            yield b"y" * 65536
+
+    response = httpx.post(relay, content=chunks(), headers=_signed(b""), timeout=10)
+    assert response.status_code == 413
