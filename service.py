@@ -24,6 +24,7 @@ from mlflow.models import Model as MLflowModel
 
 from churn.model import ChurnModel
 from serving import metrics, quiet_client_errors
+from serving.body_limit import BodyLimit
 from serving.champion import example_customer, model_description
 from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
@@ -240,6 +241,11 @@ def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
 ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 
+ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
+    BodyLimit,
+    limits={"/score_file": SETTINGS.max_file_bytes},
+    default_limit=SETTINGS.max_request_bytes,
+)
 if FAST_PREDICT is not None:
     ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
         FastPredict,

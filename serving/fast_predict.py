@@ -75,8 +75,8 @@ class PredictEndpoint:
             start += len(request)
         return answers
 
-    async def answer(self, receive: Receive) -> tuple[int, bytes]:
-        """(HTTP status, JSON body) for one request.
+    async def answer(self, receive: Receive) -> tuple[int, bytes] | None:
+        """(HTTP status, JSON body) for one request; None when the client left mid-body.
 
         Past `max_in_flight` requests the answer is an immediate 503, before the body is read:
         when the worker's event loop is the bottleneck, requests wait there, where the batcher's
@@ -88,7 +88,10 @@ class PredictEndpoint:
             return 503, error_body(OVERLOADED)
         self.in_flight += 1
         try:
-            return await self._answer(await _read_body(receive))
+            body = await _read_body(receive)
+            if body is None:
+                return None
+            return await self._answer(body)
         finally:
             self.in_flight -= 1
 
@@ -134,7 +137,10 @@ class FastPredict:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        status, body = await self.endpoint.answer(receive)
+        answer = await self.endpoint.answer(receive)
+        if answer is None:
+            return
+        status, body = answer
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if status == 503:
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_SECONDS))
@@ -158,10 +164,13 @@ class FastPredict:
         return False
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None if the client disconnected before sending it all."""
     chunks = []
     while True:
         message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)

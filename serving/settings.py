@@ -12,6 +12,9 @@ class ServingSettings(RegistrySettings):
     # One worker per core.
     workers: PositiveInt = 2
     max_customers_per_request: PositiveInt = 1000
+    # Bodies over these get a 413 while they are read: /predict, /explain and the rest; files.
+    max_request_bytes: PositiveInt = 8 * 1024 * 1024
+    max_file_bytes: PositiveInt = 512 * 1024 * 1024
     # The latency budget: a request that has waited longer than this is shed with a 503
     # (Retry-After: 1) rather than queued without bound. Short machine stalls must not shed.
     max_latency_ms: PositiveInt = 1000

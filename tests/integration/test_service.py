@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,7 @@ class Served:
     version: str
     tracking_uri: str
     model_name: str
+    pid: int
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Ite
             result.version,
             tracking_uri,
             settings.model_name,
+            process.pid,
         )
     finally:
         stop(process)
@@ -346,3 +349,75 @@ def test_a_file_is_scored_as_a_task(
     assert scored["customerID"].tolist() == table["customerID"].tolist()
     assert scored.loc[5, "error"] == "MonthlyCharges: 'free' is not a number"
     assert scored["churn_probability"].notna().sum() == 299
+
+
+def test_bodies_over_the_limit_get_a_413_on_every_endpoint_that_reads_one(
+    served: Served,
+) -> None:
+    too_big = b'{"customers": [' + b" " * (8 * 1024 * 1024) + b"]}"
+    for path in ("/predict", "/explain"):
+        response = httpx.post(f"{served.url}{path}", content=too_big, timeout=30)
+        assert response.status_code == 413, (path, response.text[:300])
+        assert "too large" in response.json()["error"]
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: counted while it arrives
+        yield b'{"customers": ['
+        for _ in range(200):
+            yield b" " * 65536
+
+    response = httpx.post(f"{served.url}/predict", content=streamed(), timeout=30)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("value", ['"inf"', "NaN", "Infinity", "1e400"])
+def test_numbers_that_are_not_finite_get_a_400_naming_the_field(
+    served: Served, customers: pd.DataFrame, value: str
+) -> None:
+    record = json.dumps(_records(customers, slice(0, 1))[0] | {"tenure": "PLACEHOLDER"})
+    body = '{"customers": [' + record.replace('"PLACEHOLDER"', value) + "]}"
+    for path in ("/predict", "/explain"):
+        response = httpx.post(f"{served.url}{path}", content=body, timeout=30)
+        assert response.status_code == 400, (path, response.text[:300])
+        assert response.json()["detail"][0]["loc"][-1] == "tenure"
+
+
+def test_a_service_paused_during_large_batches_answers_again_once_resumed(
+    served: Served, customers: pd.DataFrame
+) -> None:
+    """A VM pause in the middle of scoring: every process of the service stopped for 6 s."""
+    import psutil
+
+    big = {"customers": _records(customers, slice(0, MAX_CUSTOMERS))}
+    single = {"customers": _records(customers, slice(0, 1))}
+    server = psutil.Process(served.pid)
+    stopping = threading.Event()
+
+    def keep_sending() -> None:
+        while not stopping.is_set():
+            httpx.post(f"{served.url}/predict", json=big, timeout=60)
+
+    senders = [threading.Thread(target=keep_sending) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    time.sleep(1.0)
+    processes = [server, *server.children(recursive=True)]
+    for process in processes:
+        process.suspend()
+    time.sleep(6.0)
+    for process in processes:
+        process.resume()
+    resumed = time.monotonic()
+    stopping.set()
+
+    statuses = []
+    first_answer = None
+    while len(statuses) < 20:
+        status = httpx.post(f"{served.url}/predict", json=single, timeout=30).status_code
+        statuses.append(status)
+        if status == 200 and first_answer is None:
+            first_answer = time.monotonic() - resumed
+        time.sleep(0.1)
+    for sender in senders:
+        sender.join()
+    assert statuses == [200] * 20
+    assert first_answer is not None and first_answer < 2.0
