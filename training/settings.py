@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from churn.customer_value import check_formula
+from churn.errors import UserError
 from registry.settings import LOCAL_STORE, RegistrySettings
 
 
@@ -51,7 +53,13 @@ class TrainingSettings(RegistrySettings):
     @field_validator("customer_value_formula")
     @classmethod
     def _blank_formula_is_none(cls, value: str | None) -> str | None:
-        return value if value and value.strip() else None
+        if not value or not value.strip():
+            return None
+        try:
+            check_formula(value)
+        except UserError as exc:
+            raise ValueError(f"cannot compute {value!r}: {exc}") from exc
+        return value
 
     @property
     def uses_database_store(self) -> bool:

@@ -15,13 +15,15 @@ from training.settings import TrainingSettings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "training", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=env,
     )
 
@@ -68,6 +70,17 @@ def test_a_bad_setting_names_its_variable(customers_csv: Path) -> None:
     result = _run("train", "--data", str(customers_csv), env=env)
     assert result.returncode == 2
     assert "CHURN_CANDIDATES: Input should be 'logistic_regression' or 'catboost'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("formula", ["9**9**9**9", "1/0", "10**400"])
+def test_a_value_formula_that_cannot_be_computed_safely_exits_2_naming_it(
+    customers_csv: Path, formula: str
+) -> None:
+    env = {**os.environ, "CHURN_CUSTOMER_VALUE_FORMULA": formula}
+    result = _run("train", "--data", str(customers_csv), env=env, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert f"CHURN_CUSTOMER_VALUE_FORMULA: Value error, cannot compute {formula!r}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -40,6 +40,13 @@ def test_without_a_formula_every_customer_is_worth_the_constant() -> None:
         ("__import__('os').getcwd()", "not Call"),
         ("MonthlyCharges *", "Not a formula"),
         ("MonthlyCharges * 'x'", "'x' is not a number"),
+        ("9**9**9**9", "too large to compute"),
+        ("1/0", "divides by zero"),
+        ("MonthlyCharges / (2 - 2)", "divides by zero"),
+        ("10**400", "constant exponent"),
+        ("MonthlyCharges ** MonthlyCharges", "constant exponent"),
+        ("1" + "0" * 400 + " * MonthlyCharges", "too large"),
+        ("(-8) ** 0.5 * MonthlyCharges", "not a real number"),
     ],
 )
 def test_a_formula_that_cannot_be_computed_fails_training_with_its_reason(
