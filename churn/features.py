@@ -126,24 +126,19 @@ def infer_spec(
         inferred.append(_describe(str(name), kind, column))
     spec = FeatureSpec(features=tuple(inferred), id_column=id_column, target=target)
     return FeatureSpec(
-        features=spec.features,
-        id_column=id_column,
-        target=target,
-        example=example_record(spec, features.iloc[0]),
+        features=spec.features, id_column=id_column, target=target, example=typical_record(spec)
     )
 
 
-def example_record(spec: FeatureSpec, row: pd.Series) -> dict[str, Any]:
-    """A JSON-ready record of one row, with the types the serving schema expects."""
-    prepared = spec.prepare(row.to_frame().T)
-    record: dict[str, Any] = {}
-    for feature in spec.features:
-        value = prepared[feature.name].iloc[0]
-        if feature.kind == "numeric":
-            record[feature.name] = None if pd.isna(value) else float(value)
-        else:
-            record[feature.name] = str(value)
-    return record
+def typical_record(spec: FeatureSpec) -> dict[str, Any]:
+    """A made-up customer for docs and examples: each numeric's median, each category's most
+    common level. Never a row of the training table, which would publish a real customer."""
+    return {
+        feature.name: feature.median
+        if feature.kind == "numeric"
+        else (feature.levels[0] if feature.levels else MISSING_CATEGORY)
+        for feature in spec.features
+    }
 
 
 def numeric_matrix(features: Table, names: Sequence[str]) -> np.ndarray:

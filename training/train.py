@@ -272,7 +272,7 @@ def _register(
         tiers=winner.tiers,
         insight=fit_insight(winner, spec, data, seed, settings),
     )
-    example = spec.prepare(data.test.head(5))
+    example = spec.prepare(pd.DataFrame([spec.example]))  # never a real customer's row
     signature = infer_signature(example, model.churn_probability(example))
     with mlflow.start_run(run_id=winner.run_id), tempfile.TemporaryDirectory() as folder:
         description = Path(folder) / MODEL_DESCRIPTION_FILE

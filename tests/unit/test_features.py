@@ -62,7 +62,16 @@ def test_prepare_names_missing_columns() -> None:
 def test_the_spec_round_trips_through_json_ready_dicts() -> None:
     spec = infer_spec(_frame(), id_column="id", target="Churn")
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
-    assert spec.example == {"plan": "basic", "senior": 0.0, "total": 10.5, "active": "True"}
+    assert spec.example == {"plan": "pro", "senior": 0.5, "total": 30.0, "active": "True"}
+
+
+def test_the_public_example_is_made_up_from_the_spec_and_is_no_training_row() -> None:
+    spec = infer_spec(_frame())
+    rows = spec.prepare(_frame()).astype(object).to_dict(orient="records")
+    assert spec.example not in rows
+    assert spec.example == {
+        f.name: f.median if f.kind == "numeric" else f.levels[0] for f in spec.features
+    }
 
 
 def test_json_columns_are_prepared_as_the_same_frame_would_be() -> None:
