@@ -1,5 +1,7 @@
 # One task runner for people, Jenkins and CI. `make help` lists the targets.
 SHELL := /bin/bash
+# A failing command anywhere in a pipe fails the recipe (`bentoml build | sed` must not pass).
+.SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -28,7 +30,7 @@ CHURN_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 # The BentoML model and bento store: in the checkout, so `make clean` can remove it.
 BENTOML_HOME ?= $(CURDIR)/bentoml_home
-export CHURN_PORT BENTOML_HOME
+export CHURN_PORT BENTOML_HOME TRAIN_TABLE TRAIN_QUERY
 
 .PHONY: help
 help: ## List the targets
@@ -56,10 +58,11 @@ $(DEMO_DATA): | $(STAMP)
 data: $(DEMO_DATA) ## Write the synthetic demo customer table
 
 .PHONY: train
-train: install ## Train on TRAIN_DATA (default: the demo table) and register the winner in MLflow
+train: install ## Train on TRAIN_DATA (a file, or a SQL URL with TRAIN_TABLE or TRAIN_QUERY) and register the winner
 	@if [ "$(TRAIN_DATA)" = "$(DEMO_DATA)" ]; then $(MAKE) --no-print-directory data; fi
 	CHURN_CUSTOMER_VALUE_FORMULA="$(VALUE_FORMULA)" \
-	  $(PY) -m training train --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seed $(SEED)
+	  $(PY) -m training train --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seed $(SEED) \
+	  $${TRAIN_TABLE:+--table "$$TRAIN_TABLE"} $${TRAIN_QUERY:+--query "$$TRAIN_QUERY"}
 
 .PHONY: promote
 promote: install ## Move the champion alias to the newest version if it earns more
@@ -167,9 +170,9 @@ deploy-compose: ## Deploy the image with Docker Compose (DOCKER_HOST picks the h
 	IMAGE=$(IMAGE_REF):$(GIT_SHA) docker compose -f deploy/compose/docker-compose.yml up -d --wait
 
 .PHONY: deploy-kubernetes
-deploy-kubernetes: ## Roll the image out to Kubernetes with the manifests in deploy/kubernetes
-	kubectl apply -f deploy/kubernetes/
-	kubectl set image deployment/churn-service churn-service=$(IMAGE_REF):$(GIT_SHA)
+deploy-kubernetes: ## Roll the built image out to Kubernetes with the manifests in deploy/kubernetes
+	kubectl apply -f deploy/kubernetes/service.yaml
+	sed 's|image: churn-service:latest|image: $(IMAGE_REF):$(GIT_SHA)|' deploy/kubernetes/deployment.yaml | kubectl apply -f -
 	kubectl rollout status deployment/churn-service --timeout=300s
 
 .PHONY: deployed-model

@@ -142,3 +142,52 @@ def test_the_compose_deploy_target_publishes_the_service_port() -> None:
     service = _yaml("deploy/compose/docker-compose.yml")["services"]["churn-service"]
     assert any(mapping.endswith(f":{SERVICE_PORT}") for mapping in service["ports"])
     assert "/readyz" in " ".join(service["healthcheck"]["test"])
+
+
+def _make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def test_the_nightly_sql_source_reaches_training_with_its_table_or_query(tmp_path: Path) -> None:
+    # A stand-in python that prints what it was asked to run.
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nfor arg in "$@"; do printf "[%s]" "$arg"; done; echo\n')
+    fake.chmod(0o755)
+    query = "select * from customers where region = 'EU' and \"Plan\" <> 'x'"
+    url = "postgresql://crm/db"
+    for name, value, flag in (("TRAIN_QUERY", query, "--query"), ("TRAIN_TABLE", "crm", "--table")):
+        result = _make(
+            "train", "-o", "install", f"PY={fake}", f"TRAIN_DATA={url}", f"{name}={value}"
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"[--data][{url}]" in result.stdout and f"[{flag}][{value}]" in result.stdout
+
+
+def test_a_failing_bentoml_build_fails_make_bento(tmp_path: Path) -> None:
+    (tmp_path / "bentoml").write_text("#!/bin/sh\necho 'Error: the build failed' >&2\nexit 1\n")
+    (tmp_path / "bentoml").chmod(0o755)
+    result = _make("bento", "-o", "install", f"BIN={tmp_path}", "PY=true", f"REPORTS={tmp_path}")
+    assert result.returncode != 0
+    assert "the build failed" in result.stderr
+
+
+def test_kubernetes_rolls_out_once_and_only_to_the_built_image() -> None:
+    result = _make("-n", "deploy-kubernetes", "REGISTRY=registry.example.invalid/ml", "GIT_SHA=abc")
+    assert result.returncode == 0, result.stderr
+    applies = [line for line in result.stdout.splitlines() if "kubectl apply" in line]
+    deployment = [line for line in applies if "deployment.yaml" in line]
+    assert len(deployment) == 1
+    assert "image: registry.example.invalid/ml/churn-service:abc" in deployment[0]
+    assert "set image" not in result.stdout
+
+
+def test_timer_and_promotion_builds_deploy_to_the_configured_target() -> None:
+    choices = re.search(r"name: 'DEPLOY_TARGET', choices: \[([^\]]*)\]", JENKINSFILE)
+    assert choices and choices.group(1).split(",")[0].strip() == "'default'"
+    assert "env.DEFAULT_DEPLOY_TARGET" in JENKINSFILE
+    global_env = _yaml("jenkins/casc.yaml")["jenkins"]["globalNodeProperties"][0]["envVars"]["env"]
+    assert "DEFAULT_DEPLOY_TARGET" in {variable["key"] for variable in global_env}
+    assert "params.DEPLOY_TARGET != 'none'" not in JENKINSFILE
