@@ -11,15 +11,13 @@ import gc
 import json
 import logging
 import math
-import subprocess
-import sys
-import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import bentoml
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse, Response
 from mlflow.models import Model as MLflowModel
 
 from churn.model import ChurnModel
@@ -28,6 +26,7 @@ from serving.body_limit import BodyLimit
 from serving.champion import example_customer, model_description
 from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
+from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
 from serving.schema import (
     Explanation,
     Prediction,
@@ -64,6 +63,13 @@ FAST_PREDICT = (
     )
     if SETTINGS.fast_predict
     else None
+)
+
+FILE_TASKS = FileTasks(
+    SETTINGS.scored_files_dir,
+    SETTINGS.max_file_tasks_per_worker,
+    SETTINGS.file_task_timeout_s,
+    SETTINGS.scored_files_keep_hours * 3600,
 )
 
 http_routes = FastAPI()
@@ -193,28 +199,29 @@ class ChurnService:
         ]
 
     @bentoml.task  # type: ignore[untyped-decorator]
-    def score_file(self, file: Path) -> str:
-        """Score an uploaded CSV or Parquet file; /score_file/get returns the scored CSV.
+    def score_file(self, file: Path) -> dict[str, Any]:
+        """Score an uploaded CSV or Parquet file: every input column plus the decisions, in
+        input order, with bad rows kept and their `error` named.
 
-        Every input column plus the decisions, in input order; bad rows are kept with an
-        `error`. (A scored CSV, not a file download: BentoML 1.4.39's task store cannot keep a
-        FileResponse under Starlette 1.x, whose responses need the request method.)
+        /score_file/get answers with the summary and the paths of the scored CSV and the
+        summary page, which are streamed from disk.
         """
-        with tempfile.TemporaryDirectory(prefix="churn-scored-") as folder:
-            out, summary = Path(folder) / "scored.csv", Path(folder) / "summary"
-            # A child process at lower priority: scoring a big file in this worker would hold
-            # its GIL for seconds, and the batcher would shed /predict requests with 503s.
-            command = [sys.executable, "-m", "scoring", "--data", str(file)]
-            command += ["--out", str(out), "--summary", str(summary)]
-            command += ["--model-uri", str(MLFLOW_MODEL_DIR)]
-            done = subprocess.run(
-                ["nice", "-n", "10", *command], capture_output=True, text=True, check=False
-            )
-            if done.returncode != 0:
-                message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
-                raise bentoml.exceptions.InvalidArgument(message.removeprefix("error: "))
-            log.info("Scored file: %s", (summary / "summary.json").read_text())
-            return out.read_text()
+        try:
+            scored = FILE_TASKS.score(file, MLFLOW_MODEL_DIR)
+        except FileTaskError as error:
+            raise bentoml.exceptions.InvalidArgument(str(error)) from None
+        summary = json.loads((scored.folder / "summary.json").read_text())
+        log.info("Scored file %s: %s", scored.result_id, summary)
+        return task_result(scored, summary)
+
+    @http_routes.get("/scored_files/{result_id}/{name}")
+    def scored_file(self, result_id: str, name: str) -> Response:
+        """A scored file or its summary page, streamed from disk."""
+        path = FILE_TASKS.path_of(result_id, name)
+        if path is None:
+            return JSONResponse({"error": "No such scored file; results are kept a day."}, 404)
+        media_type = {".csv": "text/csv", ".json": "application/json"}.get(path.suffix)
+        return FileResponse(path, media_type=media_type or "text/html", filename=name)
 
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:
@@ -241,6 +248,9 @@ def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
 ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 
+ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
+    FileTaskLimit, tasks=FILE_TASKS, submit_path="/score_file/submit"
+)
 ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
     BodyLimit,
     limits={"/score_file": SETTINGS.max_file_bytes},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import NonNegativeInt, PositiveInt
+from pathlib import Path
+
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 
 from registry.settings import RegistrySettings
 
@@ -15,6 +17,12 @@ class ServingSettings(RegistrySettings):
     # Bodies over these get a 413 while they are read: /predict, /explain and the rest; files.
     max_request_bytes: PositiveInt = 8 * 1024 * 1024
     max_file_bytes: PositiveInt = 512 * 1024 * 1024
+    # File-scoring tasks: how many one worker runs at once (more get a 429), how long one may
+    # take, and where results are kept (default: a folder in the system's temp dir) for how long.
+    max_file_tasks_per_worker: PositiveInt = 2
+    file_task_timeout_s: PositiveFloat = 1800
+    scored_files_dir: Path | None = None
+    scored_files_keep_hours: PositiveFloat = 24
     # The latency budget: a request that has waited longer than this is shed with a 503
     # (Retry-After: 1) rather than queued without bound. Short machine stalls must not shed.
     max_latency_ms: PositiveInt = 1000

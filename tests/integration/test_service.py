@@ -325,16 +325,10 @@ def test_explain_gives_three_reasons_per_customer(served: Served, customers: pd.
         )
 
 
-def test_a_file_is_scored_as_a_task(
-    served: Served, customers: pd.DataFrame, tmp_path: Path
-) -> None:
-    table = customers.drop(columns=["Churn"]).head(300).astype(str)
-    table.loc[5, "MonthlyCharges"] = "free"
-    path = tmp_path / "upload.csv"
-    table.to_csv(path, index=False)
+def _score_file_task(served: Served, path: Path) -> tuple[str, dict[str, Any]]:
     with path.open("rb") as upload:
         submitted = httpx.post(
-            f"{served.url}/score_file/submit", files={"file": ("upload.csv", upload)}, timeout=30
+            f"{served.url}/score_file/submit", files={"file": (path.name, upload)}, timeout=30
         )
     assert submitted.status_code == 200, submitted.text
     task_id = submitted.json()["task_id"]
@@ -343,12 +337,45 @@ def test_a_file_is_scored_as_a_task(
         if status["status"] != "in_progress":
             break
         time.sleep(0.5)
+    return task_id, status
+
+
+def test_a_file_is_scored_as_a_task(
+    served: Served, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    table = customers.drop(columns=["Churn"]).head(300).astype(str)
+    table.loc[5, "MonthlyCharges"] = "free"
+    path = tmp_path / "upload.csv"
+    table.to_csv(path, index=False)
+    task_id, status = _score_file_task(served, path)
     assert status["status"] == "completed", status
     result = httpx.get(f"{served.url}/score_file/get", params={"task_id": task_id}, timeout=30)
-    scored = pd.read_csv(io.StringIO(result.text), dtype={"customerID": str})
+    answer = result.json()
+    assert answer["summary"]["customers_scored"] == 299
+    assert answer["summary"]["rows_rejected"] == 1
+    download = httpx.get(f"{served.url}{answer['scored_file']}", timeout=30)
+    assert download.headers["content-type"].startswith("text/csv")
+    scored = pd.read_csv(io.StringIO(download.text), dtype={"customerID": str})
     assert scored["customerID"].tolist() == table["customerID"].tolist()
     assert scored.loc[5, "error"] == "MonthlyCharges: 'free' is not a number"
     assert scored["churn_probability"].notna().sum() == 299
+    page = httpx.get(f"{served.url}{answer['summary_page']}", timeout=30)
+    assert page.status_code == 200 and "Churn scoring summary" in page.text
+
+
+def test_a_file_the_model_cannot_read_fails_its_task_with_one_clear_line(
+    served: Served, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "no-tenure.csv"
+    customers.drop(columns=["Churn", "tenure"]).head(20).to_csv(path, index=False)
+    task_id, status = _score_file_task(served, path)
+    assert status["status"] == "failed", status
+    result = httpx.get(f"{served.url}/score_file/get", params={"task_id": task_id}, timeout=30)
+    assert result.status_code == 400
+    body = result.json()  # BentoML wraps a failed task's error in a list
+    error = (body[0] if isinstance(body, list) else body)["error"]
+    assert error.startswith("The uploaded file lacks the feature columns tenure;"), error
+    assert "\n" not in error and "Traceback" not in error
 
 
 def test_bodies_over_the_limit_get_a_413_on_every_endpoint_that_reads_one(
