@@ -24,6 +24,7 @@ BIN = Path(sys.executable).parent
 POSTGRES_ADMIN_URL = os.environ.get(
     "CHURN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+MLFLOW_ADMIN = ("admin", f"test-{uuid.uuid4().hex}")
 # Few trees keep the suite quick; early stopping still runs.
 FAST = {"catboost_iterations": 150, "min_rows": 200}
 
@@ -100,13 +101,17 @@ def postgres_uri() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The production set-up, as scripted in mlflow/: a tracking server on PostgreSQL."""
+    """The production set-up, as scripted in mlflow/: a tracking server on PostgreSQL with
+    basic auth. The test process and its children sign in as the admin."""
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    with fresh_postgres_database() as database:
+    with fresh_postgres_database() as database, fresh_postgres_database() as auth_database:
         env = {
             **os.environ,
             "MLFLOW_BACKEND_STORE_URI": database,
+            "MLFLOW_AUTH_DATABASE_URI": auth_database,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
             "MLFLOW_ARTIFACTS_DESTINATION": str(folder / "artifacts"),
             "MLFLOW_HOST": "127.0.0.1",
             "MLFLOW_PORT": str(port),
@@ -126,6 +131,27 @@ def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         )
         try:
             wait_for(f"http://127.0.0.1:{port}/health", process)
-            yield f"http://127.0.0.1:{port}"
+            with signed_in(*MLFLOW_ADMIN):
+                yield f"http://127.0.0.1:{port}"
         finally:
             stop(process)
+
+
+@contextmanager
+def signed_in(username: str | None, password: str | None) -> Iterator[None]:
+    """MLflow clients here and in child processes use these credentials (None: anonymous)."""
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    before = {name: os.environ.get(name) for name in names}
+    for name, value in zip(names, (username, password), strict=True):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -7,12 +7,14 @@ from pathlib import Path
 import bentoml
 import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
 from registry.client import champion
 from serving.champion import import_champion, model_description
 from serving.settings import ServingSettings
-from tests.integration.conftest import quick_settings, train_quickly
+from tests.integration.conftest import quick_settings, signed_in, train_quickly
 from training.promote import promote_auto, promote_version
 
 pytestmark = pytest.mark.integration
@@ -89,4 +91,31 @@ def test_the_whole_flow_on_a_real_backend(
     assert (
         bentoml.mlflow.load_model(imported).predict(model.input_example).shape
         == probabilities.shape
+    )
+
+
+@pytest.mark.postgres
+def test_only_a_user_with_manage_permission_can_move_the_alias(
+    mlflow_server_uri: str, customers_csv: Path, tmp_path: Path
+) -> None:
+    model_name = f"churn_auth_{tmp_path.name[-8:].replace('-', '_')}"
+    settings = quick_settings(mlflow_server_uri, tmp_path / "artifacts", model_name=model_name)
+    trained = train_quickly(settings, customers_csv)
+    auth = get_app_client("basic-auth", tracking_uri=mlflow_server_uri)
+    reader = (f"reader_{tmp_path.name[-8:]}", f"pw-{tmp_path.name}")
+    auth.create_user(*reader)
+    auth.grant_user_permission(reader[0], "registered_model", model_name, "READ")
+
+    for username, password, status in ((None, None, "401"), (*reader, "403")):
+        with signed_in(username, password):
+            client = MlflowClient(mlflow_server_uri, mlflow_server_uri)
+            with pytest.raises(MlflowException, match=status):
+                client.set_registered_model_alias(model_name, "champion", trained.version)
+    with signed_in(*reader):  # reading is what the service needs, and it may
+        version = MlflowClient(mlflow_server_uri, mlflow_server_uri).get_model_version(
+            model_name, trained.version
+        )
+        assert version.run_id == trained.model_run_id
+    assert (
+        champion(MlflowClient(mlflow_server_uri, mlflow_server_uri), model_name, "champion") is None
     )

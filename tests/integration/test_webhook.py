@@ -19,7 +19,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.conftest import BIN, ROOT, free_port, stop, wait_for
+from tests.integration.conftest import BIN, MLFLOW_ADMIN, ROOT, free_port, stop, wait_for
 from webhook.signature import sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
@@ -160,6 +160,7 @@ def test_moving_champion_triggers_jenkins(
     response = httpx.post(
         f"{mlflow_server_uri}/ajax-api/2.0/mlflow/registered-models/alias",
         json={"name": "churn_webhook", "alias": "champion", "version": "2"},
+        auth=MLFLOW_ADMIN,  # the UI signs in as a person
         timeout=30,
     )
     assert response.status_code == 200, response.text
