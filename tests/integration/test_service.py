@@ -20,7 +20,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import schemathesis
 import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
@@ -448,3 +452,53 @@ def test_a_service_paused_during_large_batches_answers_again_once_resumed(
         sender.join()
     assert statuses == [200] * 20
     assert first_answer is not None and first_answer < 2.0
+
+
+BODIES = {"/predict", "/explain"}
+FUZZED_PATHS = re.compile(r"^/(predict|explain|model|score_file/(status|get|cancel))$")
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _check(case: Any, response: Any) -> None:
+    """No 500, no invalid JSON, and every 4xx carries the error body."""
+    assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
+    content_type = response.headers.get("content-type", [""])[0]  # each header: its values
+    if content_type.startswith("application/json"):
+        body = _strict_json(response.text)
+        if 400 <= response.status_code < 500:
+            error = body[0] if isinstance(body, list) else body
+            assert isinstance(error.get("error"), str), (case.as_curl_command(), body)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_generated_requests_get_no_500_and_every_4xx_has_the_error_body(
+    served: Served, mode: GenerationMode
+) -> None:
+    """Property-based requests from the service's own OpenAPI schema, valid and invalid."""
+    schema = schemathesis.openapi.from_url(f"{served.url}/docs.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    fuzzed = [op for op in operations if FUZZED_PATHS.match(op.path)]
+    assert {op.path for op in fuzzed} >= {"/predict", "/explain", "/model"}
+    for operation in fuzzed:
+
+        @settings(
+            max_examples=40,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+            database=None,
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def call(case: Any) -> None:
+            _check(case, case.call(base_url=served.url, timeout=30))
+
+        try:
+            call()
+        except Unsatisfiable:  # nothing invalid to send, as for GET /model
+            assert mode == GenerationMode.NEGATIVE and operation.path not in BODIES, operation.path
