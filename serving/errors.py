@@ -48,4 +48,7 @@ def unscorable_message(index: int) -> str:
 
 
 def first_unscorable_prediction(predictions: Sequence[dict[str, Any]]) -> int | None:
-    return first_unscorable((p["churn_probability"], p["expected_value"]) for p in predictions)
+    return first_unscorable(
+        (value for value in prediction.values() if type(value) is float)
+        for prediction in predictions
+    )
