@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import math
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from serving.champion import example_customer, model_description
 from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
+from serving.readiness import can_score
 from serving.schema import (
     Explanation,
     Prediction,
@@ -118,14 +118,7 @@ class ChurnService:
         gc.freeze()
 
     def __is_ready__(self) -> bool:
-        """Ready while this worker can score: the example customer gets a finite probability."""
-        try:
-            example = Customer.model_validate(EXAMPLE_CUSTOMER)
-            probability = self.model.decide(customer_columns([example])).probability
-        except Exception:
-            log.exception("This worker cannot score the example customer")
-            return False
-        return bool(math.isfinite(float(probability[0])))
+        return can_score(self.model, Customer, EXAMPLE_CUSTOMER)
 
     @bentoml.api(  # type: ignore[untyped-decorator]
         batchable=True,
