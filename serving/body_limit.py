@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import error_body
+from serving.errors import send_error
 
 
 class BodyLimit:
@@ -67,11 +67,5 @@ class BodyLimit:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = error_body(f"Request body too large: the limit here is {limit:,} bytes.")
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    message = f"Request body too large: the limit here is {limit:,} bytes."
+    await send_error(send, 413, message, [(b"connection", b"close")])

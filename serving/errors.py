@@ -8,10 +8,21 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.types import Send
 
 
 def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
+
+
+async def send_error(
+    send: Send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with the JSON error body, straight from ASGI middleware."""
+    body = error_body(message)
+    head = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": [*head, *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def validation_error_body(error: ValidationError) -> bytes:

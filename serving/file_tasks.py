@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.errors import error_body
+from serving.errors import send_error
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +134,7 @@ class FileTaskLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == self.submit_path and self.tasks.busy:
-            body = error_body(TOO_MANY)
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-                (b"retry-after", b"60"),
-            ]
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, 429, TOO_MANY, [(b"retry-after", b"60")])
             return
         await self.app(scope, receive, send)
 
