@@ -19,13 +19,20 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from mlflow.models import Model as MLflowModel
 
+from churn.errors import UserError
 from churn.model import ChurnModel
 from serving import metrics, quiet_client_errors
+from serving.authenticate import Authenticate
 from serving.body_limit import BodyLimit
 from serving.champion import example_customer, model_description
 from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
+from serving.key_cache import KeyCache
+from serving.key_store import KeyStore
+from serving.limiter import Limiter
+from serving.pepper import pepper_for
+from serving.rate_limit import RateLimit
 from serving.readiness import can_score
 from serving.schema import (
     Explanation,
@@ -74,6 +81,14 @@ FILE_TASKS = FileTasks(
 
 http_routes = FastAPI()
 
+if SETTINGS.auth == "required":
+    try:
+        PEPPER = pepper_for(SETTINGS.auth_db, SETTINGS.auth_pepper)
+    except UserError as error:
+        raise SystemExit(str(error)) from None
+    KEYS = KeyCache(KeyStore(SETTINGS.auth_db), SETTINGS.auth_cache_seconds)
+    LIMITER = Limiter.connect(SETTINGS.rate_limit_storage, SETTINGS.rate_limit_timeout_ms / 1000)
+
 
 @bentoml.service(
     name="churn",
@@ -90,6 +105,12 @@ class ChurnService:
 
     def __init__(self) -> None:
         quiet_client_errors.install()
+        if SETTINGS.auth == "off":
+            log.warning(
+                "CHURN_AUTH=off: every endpoint is open to anyone who can reach port %d. "
+                "Set CHURN_AUTH=required and create keys with `python -m serving keys create`.",
+                SETTINGS.port,
+            )
         labels = self.champion.info.labels
         pyfunc = bentoml.mlflow.load_model(self.champion)
         self.model: ChurnModel = pyfunc.unwrap_python_model()
@@ -134,11 +155,14 @@ class ChurnService:
             raise bentoml.exceptions.InvalidArgument(unscorable_message(unscorable))
         return [Prediction.model_construct(**answer) for answer in answers]
 
-    def predictions(self, customers: list[Any]) -> list[dict[str, Any]]:
-        """What /predict answers, whichever path serves it (see serving/fast_predict.py)."""
+    def predictions(
+        self, customers: list[Any], clients: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """What /predict answers, whichever path serves it (see serving/fast_predict.py);
+        `clients` names who sent each customer, for metrics."""
         records = customer_columns(customers)
         decisions = self.model.decide(records)
-        metrics.record_predictions(decisions.probability, decisions.tier)
+        metrics.record_predictions(decisions.probability, decisions.tier, clients)
         # Whole columns to Python values at once: numpy scalars one by one cost more.
         answers = zip(
             customers,
@@ -241,6 +265,14 @@ def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
 ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
 
+# Outermost first: who is asking, then what they may send, then what it costs them.
+if SETTINGS.auth == "required":
+    ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
+        Authenticate,
+        keys=KEYS,
+        pepper=PEPPER,
+        metrics_require_key=SETTINGS.metrics_require_key,
+    )
 ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
     FileTaskLimit, tasks=FILE_TASKS, submit_path="/score_file/submit"
 )
@@ -249,6 +281,10 @@ ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
     limits={"/score_file": SETTINGS.max_file_bytes},
     default_limit=SETTINGS.max_request_bytes,
 )
+if SETTINGS.auth == "required":
+    ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
+        RateLimit, limiter=LIMITER, max_customers_per_request=SETTINGS.max_customers_per_request
+    )
 if FAST_PREDICT is not None:
     ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
         FastPredict,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serving.api_keys import ANONYMOUS
 from serving.batcher import Batcher, OverloadedError
 from serving.errors import (
     error_body,
@@ -26,9 +27,17 @@ from serving.errors import (
     unscorable_message,
     validation_error_body,
 )
+from serving.request_body import read_body
 
 log = logging.getLogger(__name__)
-Score = Callable[[list[Any]], list[dict[str, Any]]]
+# Scores customers; the second list names, for each customer, the client that sent it.
+Score = Callable[[list[Any], list[str]], list[dict[str, Any]]]
+
+
+class ClientRequest(NamedTuple):
+    client: str
+    customers: list[Any]
+
 
 # Documented in the README: what a client sees when the batcher sheds its request.
 OVERLOADED = (
@@ -59,23 +68,27 @@ class PredictEndpoint:
         self.record_batch = record_batch
         self.in_flight = 0
         self._score: Score | None = None
-        self._batched: Batcher[list[Any], list[dict[str, Any]]] | None = None
+        self._batched: Batcher[ClientRequest, list[dict[str, Any]]] | None = None
 
     def bind(self, score: Score) -> None:
         self._score = score
-        self._batched = Batcher(self._score_batch, len, self.max_batch_size, self.max_latency_ms)
+        self._batched = Batcher(
+            self._score_batch, _customer_count, self.max_batch_size, self.max_latency_ms
+        )
 
-    def _score_batch(self, requests: Sequence[list[Any]]) -> list[list[dict[str, Any]]]:
+    def _score_batch(self, requests: Sequence[ClientRequest]) -> list[list[dict[str, Any]]]:
         assert self._score is not None
         self.record_batch(len(requests))
-        predictions = self._score([customer for request in requests for customer in request])
+        customers = [customer for request in requests for customer in request.customers]
+        clients = [request.client for request in requests for _ in request.customers]
+        predictions = self._score(customers, clients)
         answers, start = [], 0
         for request in requests:
-            answers.append(predictions[start : start + len(request)])
-            start += len(request)
+            answers.append(predictions[start : start + len(request.customers)])
+            start += len(request.customers)
         return answers
 
-    async def answer(self, receive: Receive) -> tuple[int, bytes] | None:
+    async def answer(self, receive: Receive, client: str = ANONYMOUS) -> tuple[int, bytes] | None:
         """(HTTP status, JSON body) for one request; None when the client left mid-body.
 
         Past `max_in_flight` requests the answer is an immediate 503, before the body is read:
@@ -88,14 +101,14 @@ class PredictEndpoint:
             return 503, error_body(OVERLOADED)
         self.in_flight += 1
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive)
             if body is None:
                 return None
-            return await self._answer(body)
+            return await self._answer(body, client)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, body: bytes) -> tuple[int, bytes]:
+    async def _answer(self, body: bytes, client: str) -> tuple[int, bytes]:
         assert self._batched is not None
         try:
             # An empty body is an empty request: its error then names the missing `customers`.
@@ -104,7 +117,7 @@ class PredictEndpoint:
             log.warning("Rejected a bad request with 400: %s", rejection_summary(error))
             return 400, validation_error_body(error)
         try:
-            predictions = await self._batched(customers)
+            predictions = await self._batched(ClientRequest(client, customers))
         except OverloadedError:
             return 503, error_body(OVERLOADED)
         except Exception:
@@ -137,7 +150,7 @@ class FastPredict:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        answer = await self.endpoint.answer(receive)
+        answer = await self.endpoint.answer(receive, scope.get("churn.client", ANONYMOUS))
         if answer is None:
             return
         status, body = answer
@@ -164,13 +177,5 @@ class FastPredict:
         return False
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None if the client disconnected before sending it all."""
-    chunks = []
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _customer_count(request: ClientRequest) -> int:
+    return len(request.customers)

@@ -6,6 +6,7 @@ Created through `bentoml.metrics` so they aggregate across workers.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -14,11 +15,32 @@ import numpy as np
 from bentoml._internal.context import server_context
 from bentoml._internal.utils.metrics import exponential_buckets
 
+from serving.api_keys import ANONYMOUS
+
 PREDICTIONS = bentoml.metrics.Counter(
     name="churn_predictions",
-    documentation="Customers scored, by risk tier.",
-    labelnames=["risk_tier"],
+    documentation="Customers scored, by risk tier and by the API key's name (client).",
+    labelnames=["risk_tier", "client"],
 )
+AUTH_REJECTIONS = bentoml.metrics.Counter(
+    name="churn_auth_rejections",
+    documentation="Requests refused by access control, by reason.",
+    labelnames=["reason"],
+)
+RATE_LIMITED = bentoml.metrics.Counter(
+    name="churn_rate_limited",
+    documentation="Requests refused with a 429 for a key's rate limit or daily quota.",
+    labelnames=["client"],
+)
+FAIL_OPEN = bentoml.metrics.Counter(
+    name="churn_rate_limit_fail_open",
+    documentation="Requests let through uncounted because the rate-limit store did not answer.",
+)
+KEY_STORE_ERRORS = bentoml.metrics.Counter(
+    name="churn_key_store_errors",
+    documentation="Failed reads of the API key table; workers keep the copy they last read.",
+)
+
 PROBABILITY = bentoml.metrics.Histogram(
     name="churn_probability",
     documentation="Predicted churn probability of each scored customer.",
@@ -32,18 +54,42 @@ MODEL_INFO = bentoml.metrics.Gauge(
 )
 
 
-def record_predictions(probabilities: np.ndarray, tiers: np.ndarray) -> None:
+def record_predictions(
+    probabilities: np.ndarray, tiers: np.ndarray, clients: Sequence[str] | None = None
+) -> None:
     for probability in probabilities.tolist():
         PROBABILITY.observe(probability)
-    for tier, count in Counter(tiers.tolist()).items():
-        _predictions_of(str(tier)).inc(count)
+    tier_list = tiers.tolist()
+    pairs = zip(tier_list, clients, strict=True) if clients else ((t, ANONYMOUS) for t in tier_list)
+    for (tier, client), count in Counter(pairs).items():
+        _predictions_of(str(tier), client).inc(count)
 
 
-# Looking up a labelled child costs more than counting with it, and the label values never
-# change in a worker.
+# Looking up a labelled child costs more than counting with it, and key names are few.
 @cache
-def _predictions_of(tier: str) -> Any:
-    return PREDICTIONS.labels(risk_tier=tier)
+def _predictions_of(tier: str, client: str) -> Any:
+    return PREDICTIONS.labels(risk_tier=tier, client=client)
+
+
+def count_rejection(reason: str) -> None:
+    _rejections_of(reason).inc()
+
+
+@cache
+def _rejections_of(reason: str) -> Any:
+    return AUTH_REJECTIONS.labels(reason=reason)
+
+
+def count_rate_limited(client: str) -> None:
+    RATE_LIMITED.labels(client=client).inc()
+
+
+def count_fail_open() -> None:
+    FAIL_OPEN.inc()
+
+
+def count_key_store_error() -> None:
+    KEY_STORE_ERRORS.inc()
 
 
 def record_model(name: str, version: str, run_id: str) -> None:

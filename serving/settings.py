@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr
 
 from registry.settings import RegistrySettings
+
+DEFAULT_AUTH_DB = "sqlite:///keys/api-keys.db"
 
 
 class ServingSettings(RegistrySettings):
@@ -40,3 +43,19 @@ class ServingSettings(RegistrySettings):
     access_log: bool = False
     # OpenTelemetry's middleware costs CPU on every request even when nothing is sampled.
     trace_predict: bool = False
+    # Access control (serving/authenticate.py): "required" asks every caller but /livez,
+    # /readyz, /docs and /metrics for an API key; "off" lets anyone in and says so at start-up.
+    auth: Literal["required", "off"] = "off"
+    # Where keys live: an embedded SQLite file, or postgresql://... for a team and replicas.
+    auth_db: str = DEFAULT_AUTH_DB
+    # Keys are hashed with it; beside an SQLite key file one is made when unset (serving/pepper.py).
+    auth_pepper: SecretStr | None = None
+    # Each worker re-reads the key table this often: a revoked key stops working within it.
+    auth_cache_seconds: float = Field(default=10, gt=0, le=30)
+    # Where rate limits and quotas are counted: memory:// counts in each worker on its own;
+    # redis://host:6379 counts across all workers and replicas.
+    rate_limit_storage: str = "memory://"
+    # Past this the service stops waiting for the rate-limit store and lets requests through.
+    rate_limit_timeout_ms: PositiveInt = 100
+    # With auth required, /metrics needs a key with the `metrics` scope as well.
+    metrics_require_key: bool = False

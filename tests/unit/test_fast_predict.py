@@ -28,11 +28,13 @@ class Scorer:
 
     def __init__(self, seconds_per_batch: float = 0.0, seconds_per_customer: float = 0.0) -> None:
         self.batches: list[int] = []
+        self.client_of: dict[str, str] = {}
         self.seconds_per_batch = seconds_per_batch
         self.seconds_per_customer = seconds_per_customer
 
-    def __call__(self, customers: list[Any]) -> list[dict[str, Any]]:
+    def __call__(self, customers: list[Any], clients: list[str]) -> list[dict[str, Any]]:
         self.batches.append(len(customers))
+        self.client_of.update(zip([c.customer_id for c in customers], clients, strict=True))
         time.sleep(self.seconds_per_batch + self.seconds_per_customer * len(customers))
         return [{"customer_id": c.customer_id, "double": 2 * c.tenure} for c in customers]
 
@@ -89,6 +91,36 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answers_in_order(
         assert response.json() == expected
     assert sum(scorer.batches) == sum(len(b["customers"]) for b in bodies)
     assert max(scorer.batches) > 3, "no two requests were ever scored together"
+
+
+def test_each_customer_is_scored_in_the_name_of_the_client_that_sent_it() -> None:
+    scorer = Scorer(seconds_per_batch=0.01)
+    fast_predict = FastPredict(other_routes, _endpoint(scorer))
+
+    async def authenticated(scope: Scope, receive: Receive, send: Send) -> None:
+        client = dict(scope["headers"]).get(b"x-client")
+        if client:
+            scope["churn.client"] = client.decode()
+        await fast_predict(scope, receive, send)
+
+    async def send_all() -> None:
+        transport = httpx.ASGITransport(app=authenticated)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            requests = [
+                client.post(
+                    "/predict",
+                    json={"customers": [{"customerID": f"{n}-{i}", "tenure": 1} for i in range(3)]},
+                    headers={"x-client": f"client-{n % 4}"} if n % 4 else {},
+                )
+                for n in range(40)
+            ]
+            await asyncio.gather(*requests)
+
+    asyncio.run(send_all())
+    assert max(scorer.batches) > 3, "no two requests were ever scored together"
+    assert scorer.client_of == {
+        f"{n}-{i}": f"client-{n % 4}" if n % 4 else "anonymous" for n in range(40) for i in range(3)
+    }
 
 
 def test_a_bad_request_gets_a_400_naming_the_field_and_its_neighbours_are_still_answered() -> None:

@@ -1,0 +1,87 @@
+"""Each worker's copy of the key table, re-read often enough that a revoked key stops working
+within `max_age_s`, and off the request path while traffic keeps it fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from serving import metrics
+from serving.key_store import KeyRecord, KeyStore
+
+log = logging.getLogger(__name__)
+# An unknown key id re-reads the table at most this often, so a key made a moment ago works
+# at once and a stream of made-up ids costs one query a second.
+MISS_REFRESH_S = 1.0
+
+
+class KeyStoreUnavailableError(Exception):
+    """The key table could not be read even once: no key can be checked."""
+
+
+class KeyCache:
+    def __init__(
+        self, store: KeyStore, max_age_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.store = store
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._keys: dict[str, KeyRecord] | None = None
+        self._read_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
+        self._used: set[str] = set()
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        age = self.clock() - self._read_at
+        if self._keys is None or age >= self.max_age_s:
+            await self._reread(must_succeed=self._keys is None)
+        elif age >= self.max_age_s / 2 and self._reading is None:
+            self._reading = asyncio.create_task(self._read())
+            self._reading.add_done_callback(self._finished)
+        assert self._keys is not None
+        record = self._keys.get(key_id)
+        if record is None and self.clock() - self._read_at >= MISS_REFRESH_S:
+            await self._reread(must_succeed=False)
+            record = self._keys.get(key_id)
+        return record
+
+    def note_used(self, key_id: str) -> None:
+        """Recorded as the key's last use at the next read of the table."""
+        self._used.add(key_id)
+
+    async def _reread(self, must_succeed: bool) -> None:
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read())
+            self._reading.add_done_callback(self._finished)
+        try:
+            await asyncio.shield(self._reading)
+        except Exception as error:
+            if must_succeed:
+                raise KeyStoreUnavailableError(str(error)) from error
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._reading = None
+        if not task.cancelled() and task.exception() is not None:
+            metrics.count_key_store_error()
+            log.warning(
+                "Could not read the API key table (%s); using the copy read %.0f s ago.",
+                task.exception(),
+                self.clock() - self._read_at,
+            )
+
+    async def _read(self) -> None:
+        started = self.clock()
+        used, self._used = self._used, set()
+        try:
+            self._keys = await asyncio.to_thread(self._read_and_mark, used)
+        except Exception:
+            self._used |= used
+            raise
+        self._read_at = started
+
+    def _read_and_mark(self, used: set[str]) -> dict[str, KeyRecord]:
+        self.store.mark_used(used, datetime.now(UTC))
+        return self.store.by_id()

@@ -1,0 +1,121 @@
+"""Rate limits and daily quotas, counted in customers, shared by every worker and replica.
+
+The counts live in a `limits` storage (Redis in production) as fixed windows. A worker does not
+ask it on every request: it takes a lease of a fiftieth of a window's allowance at a time and
+spends that locally, so a burst of small requests costs one round trip per lease. What a
+worker leased and did not spend lapses with the window; leases make a limit strict to within a
+fiftieth of it per worker.
+
+If the storage does not answer within the timeout, requests go through uncounted (fail open)
+for a few seconds, and each one is counted in `churn_rate_limit_fail_open_total`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem
+from limits.aio.storage import Storage
+from limits.storage import storage_from_string
+
+from serving import metrics
+
+log = logging.getLogger(__name__)
+LEASE_FRACTION = 1 / 50
+# After the storage fails, how long requests go through before it is tried again.
+FAIL_OPEN_S = 5.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: RateLimitItem | None = None
+    retry_after_s: float = 0.0
+    # The request alone costs more than the limit allows in a whole window.
+    too_large: bool = False
+
+
+ALLOWED = Verdict(True)
+
+
+@dataclass
+class _Lease:
+    tokens: int = 0
+    window_ends: float = 0.0
+    denied_until: float = 0.0
+
+
+@dataclass
+class Limiter:
+    storage: Storage
+    timeout_s: float
+    clock: Callable[[], float] = time.time
+    _leases: dict[tuple[str, str], _Lease] = field(default_factory=dict)
+    _failed_until: float = 0.0
+
+    @classmethod
+    def connect(cls, uri: str, timeout_s: float) -> Limiter:
+        """`memory://`, or `redis://host:port[/db]` (also `rediss://`) for a shared count."""
+        async_uri = uri if uri.startswith("async+") else f"async+{uri}"
+        storage = storage_from_string(
+            async_uri,
+            implementation="redispy",
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            key_prefix="churn",
+        )
+        assert isinstance(storage, Storage)
+        return cls(storage, timeout_s)
+
+    async def charge(self, who: str, limits: Sequence[RateLimitItem], cost: int) -> Verdict:
+        """Take `cost` from each of `who`'s limits in turn; the first that cannot pay refuses."""
+        for limit in limits:
+            verdict = await self._take(who, limit, cost)
+            if not verdict.allowed:
+                return verdict
+        return ALLOWED
+
+    async def _take(self, who: str, limit: RateLimitItem, cost: int) -> Verdict:
+        now = self.clock()
+        lease = self._leases.setdefault((who, limit.key_for()), _Lease())
+        if now >= lease.window_ends:
+            lease.tokens = 0
+        if lease.tokens >= cost:
+            lease.tokens -= cost
+            return ALLOWED
+        if cost > limit.amount:
+            return Verdict(False, limit, limit.get_expiry(), too_large=True)
+        if now < lease.denied_until:
+            return Verdict(False, limit, lease.denied_until - now)
+        if now < self._failed_until:
+            metrics.count_fail_open()
+            return ALLOWED
+        ask = max(cost - lease.tokens, math.ceil(limit.amount * LEASE_FRACTION))
+        key = limit.key_for(who)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                count = await self.storage.incr(key, limit.get_expiry(), amount=ask)
+                window_ends = await self.storage.get_expiry(key)
+        except Exception as error:
+            self._failed_until = now + FAIL_OPEN_S
+            metrics.count_fail_open()
+            log.warning(
+                "Rate-limit store failed (%s: %s); letting requests through uncounted for %.0f s.",
+                type(error).__name__,
+                error,
+                FAIL_OPEN_S,
+            )
+            return ALLOWED
+        granted = max(0, min(ask, limit.amount - (count - ask)))
+        lease.tokens += granted
+        lease.window_ends = window_ends
+        if lease.tokens >= cost:
+            lease.tokens -= cost
+            return ALLOWED
+        lease.denied_until = window_ends
+        return Verdict(False, limit, max(window_ends - now, 0.0))

@@ -1,0 +1,159 @@
+"""Access control at the ASGI edge: who gets in, what they may call, and what everyone else is
+told; against a real SQLite key table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from serving.authenticate import Authenticate
+from serving.key_cache import KeyCache
+from serving.key_store import KeyStore
+
+PEPPER = b"test pepper"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def whoami(scope: Scope, receive: Receive, send: Send) -> None:
+    body = json.dumps({"client": scope.get("churn.client")}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    return KeyStore(f"sqlite:///{tmp_path}/keys.db")
+
+
+def _app(store: KeyStore, clock: Clock | None = None, **options: Any) -> Authenticate:
+    keys = KeyCache(store, max_age_s=10, clock=clock or Clock())
+    return Authenticate(whoami, keys, PEPPER, **options)
+
+
+def _request(
+    app: Authenticate, path: str = "/predict", headers: dict[str, str] | None = None
+) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            return await client.post(path, headers=headers or {}, content=b"{}")
+
+    return asyncio.run(call())
+
+
+def _token(store: KeyStore, name: str = "crm", scopes: tuple[str, ...] = ("predict",)) -> str:
+    return store.create(name, scopes, "100/second", None, PEPPER).token  # type: ignore[arg-type]
+
+
+def test_a_valid_key_is_let_in_by_either_header_and_named_for_metrics(store: KeyStore) -> None:
+    token = _token(store)
+    app = _app(store)
+    for headers in ({"Authorization": f"Bearer {token}"}, {"X-API-Key": token}):
+        response = _request(app, headers=headers)
+        assert response.status_code == 200
+        assert response.json() == {"client": "crm"}
+    assert _request(app, headers={"Authorization": f"bearer  {token} "}).status_code == 200
+
+
+def _bad_headers(store: KeyStore) -> dict[str, tuple[dict[str, str], str]]:
+    token = _token(store)
+    key_id = token.split("_")[1]
+    revoked = _token(store, "old")
+    store.revoke("old")
+    return {
+        "no header": ({}, "An API key is required"),
+        "empty header": ({"Authorization": ""}, "An API key is required"),
+        "empty bearer": ({"Authorization": "Bearer "}, "An API key is required"),
+        "another scheme": ({"Authorization": f"Basic {token}"}, "An API key is required"),
+        "malformed": ({"X-API-Key": "letmein"}, "malformed"),
+        "unknown id": ({"X-API-Key": "chn_000000000000_" + "a" * 43}, "not valid"),
+        "wrong secret": ({"X-API-Key": f"chn_{key_id}_" + "b" * 43}, "not valid"),
+        "10 kB secret": ({"X-API-Key": f"chn_{key_id}_" + "b" * 10_000}, "malformed"),
+        "revoked": ({"X-API-Key": revoked}, "revoked"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no header",
+        "empty header",
+        "empty bearer",
+        "another scheme",
+        "malformed",
+        "unknown id",
+        "wrong secret",
+        "10 kB secret",
+        "revoked",
+    ],
+)
+def test_a_missing_or_bad_key_gets_a_401_with_a_challenge(store: KeyStore, case: str) -> None:
+    headers, message = _bad_headers(store)[case]
+    response = _request(_app(store), headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith('Bearer realm="churn"')
+    assert message in response.json()["error"]
+
+
+def test_a_key_without_the_paths_scope_gets_a_403_naming_it(store: KeyStore) -> None:
+    token = _token(store)
+    admin = _token(store, "ops", ("admin",))
+    app = _app(store)
+    response = _request(app, "/explain", {"X-API-Key": token})
+    assert response.status_code == 403
+    assert "lacks the 'explain' scope" in response.json()["error"]
+    assert _request(app, "/score_file/submit", {"X-API-Key": token}).status_code == 403
+    assert _request(app, "/explain", {"X-API-Key": admin}).status_code == 200
+
+
+def test_health_and_docs_are_open_and_metrics_can_be_guarded(store: KeyStore) -> None:
+    for path in ("/livez", "/readyz", "/docs", "/metrics"):
+        assert _request(_app(store), path).json() == {"client": None}
+    guarded = _app(store, metrics_require_key=True)
+    assert _request(guarded, "/metrics").status_code == 401
+    scraper = _token(store, "prometheus", ("metrics",))
+    assert _request(guarded, "/metrics", {"X-API-Key": scraper}).status_code == 200
+    assert _request(guarded, "/model", {"X-API-Key": scraper}).status_code == 200
+
+
+def test_a_revoked_key_works_until_the_table_is_read_again_and_not_after(store: KeyStore) -> None:
+    clock = Clock()
+    app = _app(store, clock)
+    token = _token(store)
+    assert _request(app, headers={"X-API-Key": token}).status_code == 200
+    store.revoke("crm")
+    clock.now += 4
+    assert _request(app, headers={"X-API-Key": token}).status_code == 200
+    clock.now += 6
+    assert _request(app, headers={"X-API-Key": token}).status_code == 401
+
+
+def test_a_new_key_works_at_once(store: KeyStore) -> None:
+    clock = Clock()
+    app = _app(store, clock)
+    assert _request(app, headers={"X-API-Key": _token(store)}).status_code == 200
+    clock.now += 1
+    assert _request(app, headers={"X-API-Key": _token(store, "new")}).status_code == 200
+
+
+def test_a_key_table_that_cannot_be_read_gets_a_503_not_a_500(tmp_path: Path) -> None:
+    (tmp_path / "keys.db").mkdir()
+    response = _request(
+        _app(KeyStore(f"sqlite:///{tmp_path}/keys.db")),
+        headers={"X-API-Key": "chn_000000000000_" + "a" * 43},
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"

@@ -1,0 +1,93 @@
+"""Rate limits counted in customers, shared through one storage by several workers, failing open
+when the storage does not answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import limits
+import pytest
+from limits.aio.storage import MemoryStorage
+
+from serving.limiter import Limiter
+
+PER_MINUTE = limits.parse("100/minute")
+
+
+def _charge(limiter: Limiter, cost: int, *items: limits.RateLimitItem) -> Any:
+    return asyncio.run(limiter.charge("key", items or (PER_MINUTE,), cost))
+
+
+def test_workers_sharing_a_storage_let_through_exactly_the_limit_between_them() -> None:
+    async def run() -> int:
+        storage = MemoryStorage()
+        workers = [Limiter(storage, timeout_s=1), Limiter(storage, timeout_s=1)]
+        allowed = 0
+        for request in range(300):
+            verdict = await workers[request % 2].charge("key", [PER_MINUTE], 1)
+            allowed += verdict.allowed
+        return allowed
+
+    assert asyncio.run(run()) == 100
+
+
+def test_a_request_costs_its_customers_and_a_refusal_says_when_to_retry() -> None:
+    async def run() -> list[Any]:
+        limiter = Limiter(MemoryStorage(), timeout_s=1)
+        return [await limiter.charge("key", [PER_MINUTE], 60) for _ in range(2)]
+
+    first, second = asyncio.run(run())
+    assert first.allowed
+    assert not second.allowed and not second.too_large
+    assert second.limit is PER_MINUTE
+    assert 0 < second.retry_after_s <= 60
+
+
+def test_a_request_larger_than_a_whole_window_is_refused_as_too_large() -> None:
+    verdict = _charge(Limiter(MemoryStorage(), timeout_s=1), 101)
+    assert not verdict.allowed and verdict.too_large
+
+
+def test_every_limit_must_pay_so_a_daily_quota_refuses_what_the_rate_would_allow() -> None:
+    async def run() -> list[bool]:
+        limiter = Limiter(MemoryStorage(), timeout_s=1)
+        daily = limits.RateLimitItemPerDay(10)
+        return [(await limiter.charge("key", [PER_MINUTE, daily], 4)).allowed for _ in range(3)]
+
+    assert asyncio.run(run()) == [True, True, False]
+
+
+def test_different_keys_are_counted_apart() -> None:
+    async def run() -> list[bool]:
+        limiter = Limiter(MemoryStorage(), timeout_s=1)
+        return [(await limiter.charge(key, [PER_MINUTE], 100)).allowed for key in ("a", "b", "a")]
+
+    assert asyncio.run(run()) == [True, True, False]
+
+
+class BrokenStorage(MemoryStorage):
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.calls = 0
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        self.calls += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        raise ConnectionError("storage is down")
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 5.0])
+def test_a_storage_that_fails_or_hangs_lets_requests_through_and_is_left_alone_a_while(
+    delay_s: float,
+) -> None:
+    storage = BrokenStorage(delay_s)
+    limiter = Limiter(storage, timeout_s=0.05)
+
+    async def run() -> list[bool]:
+        return [(await limiter.charge("key", [PER_MINUTE], 100)).allowed for _ in range(5)]
+
+    assert asyncio.run(run()) == [True] * 5
+    assert storage.calls == 1
