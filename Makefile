@@ -87,15 +87,17 @@ serve: install ## Serve the newest imported champion on http://localhost:$(CHURN
 	$(BIN)/bentoml serve . --port $(CHURN_PORT)
 
 .PHONY: demo
-demo: data train promote import-champion ## Synthetic data → train → register → promote → import → serve
+demo: data train promote import-champion ## Synthetic data → train → register → promote → import → serve, API keys required
 	@echo
-	@echo "Serving the champion on http://localhost:$(CHURN_PORT). Try it once it says it is ready:"
+	@echo "Serving the champion on http://localhost:$(CHURN_PORT), with API keys required."
+	@echo "A key named 'demo' was made (python -m serving keys list). Try it once it says it is ready:"
 	@echo
-	@$(PY) -m serving example-request
+	@key="$$($(PY) -m serving keys create --name demo --scopes predict,explain,score_file --rate 1000/second --replace 2>/dev/null)" && \
+	  $(PY) -m serving example-request --api-key "$$key"
 	@echo
 	@echo "MLflow UI: run 'make mlflow-ui' in another terminal, then open http://localhost:$(MLFLOW_PORT)"
 	@echo
-	$(BIN)/bentoml serve . --port $(CHURN_PORT)
+	CHURN_AUTH=required $(BIN)/bentoml serve . --port $(CHURN_PORT)
 
 .PHONY: champion
 champion: $(DEMO_DATA) ## Make sure a champion is in the BentoML store (trains the demo model if none)
@@ -182,8 +184,8 @@ deployed-model: ## Write reports/deployed-model.json: which model version this b
 	@cat $(REPORTS)/deployed-model.json
 
 .PHONY: clean
-clean: ## Remove everything the targets create but .venv: MLflow state, BentoML store, data, reports
-	rm -rf mlruns data reports .tools bentoml_home catboost_info .mypy_cache .ruff_cache .pytest_cache
+clean: ## Remove everything the targets create but .venv: MLflow state, API keys, BentoML store, data, reports
+	rm -rf mlruns keys data reports .tools bentoml_home catboost_info .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean

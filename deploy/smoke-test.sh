@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Container smoke test: run the image, wait for /readyz, send one /predict, check it, stop it.
+# Container smoke test: run the image with API keys required, wait for /readyz, check that a
+# request without a key gets a 401, make a key inside the container, send one /predict with
+# it, check the answer, stop it.
 #   deploy/smoke-test.sh IMAGE [PORT]
 set -euo pipefail
 image="${1:?usage: deploy/smoke-test.sh IMAGE [PORT]}"
@@ -8,7 +10,9 @@ host="${CONTAINER_HOST:-127.0.0.1}"
 name="churn-smoke-$$"
 python="${PYTHON:-.venv/bin/python}"
 
-docker run -d --rm --name "$name" -p "$port:3000" "$image" >/dev/null
+# An absolute key file, so the server and `docker exec` find the same one.
+docker run -d --rm --name "$name" -p "$port:3000" \
+  -e CHURN_AUTH=required -e CHURN_AUTH_DB=sqlite:////tmp/churn-keys/api-keys.db "$image" >/dev/null
 trap 'docker logs --tail 50 "$name" 2>/dev/null || true; docker stop "$name" >/dev/null 2>&1 || true' EXIT
 
 for _ in $(seq 1 120); do
@@ -17,7 +21,10 @@ for _ in $(seq 1 120); do
 done
 curl -sf "http://$host:$port/readyz" >/dev/null || { echo "not ready after 120 s"; exit 1; }
 
-request=$("$python" -m serving example-request | sed "s#http://localhost:[0-9]*#http://$host:$port#")
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$host:$port/predict" -d '{}')
+[ "$status" = 401 ] || { echo "a request without a key got $status, not 401"; exit 1; }
+key=$(docker exec "$name" python -m serving keys create --name smoke --scopes predict 2>/dev/null)
+request=$("$python" -m serving example-request --api-key "$key" | sed "s#http://localhost:[0-9]*#http://$host:$port#")
 answer=$(eval "$request")
 echo "$answer"
 echo "$answer" | "$python" -c '

@@ -172,7 +172,9 @@ class IdleLatency:
 def idle_latency(url: str, repeats: int = 20) -> IdleLatency:
     """On one kept-alive connection, as a real client would (a new one costs ~30 ms here)."""
     records = load_records(limit=1000)
-    with httpx.Client(base_url=url, timeout=30) as client:
+    api_key = os.environ.get("LOADTEST_API_KEY")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         return IdleLatency(
             _median_ms(partial(_post, client, "predict", records) for _ in range(repeats)),
             _median_ms(partial(_post, client, "explain", records[:1]) for _ in range(repeats)),

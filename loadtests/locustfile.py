@@ -26,6 +26,11 @@ USERS = int(os.environ.get("LOADTEST_USERS", "100"))
 BATCH_SHARE = float(os.environ.get("LOADTEST_BATCH_SHARE", "0.05"))
 API = os.environ.get("LOADTEST_API", "bentoml")
 ID_COLUMN = os.environ.get("LOADTEST_ID_COLUMN", "customerID")
+API_KEY = os.environ.get("LOADTEST_API_KEY", "")
+HEADERS = {
+    "Content-Type": "application/json",
+    **({"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}),
+}
 PATH, BODY_KEY = (
     ("/predict", "customers") if API == "bentoml" else ("/invocations", "dataframe_records")
 )
@@ -63,7 +68,7 @@ class PredictUser(FastHttpUser):
         with self.client.post(
             PATH,
             data=f'{{"{BODY_KEY}": [{", ".join(RECORD_JSON[row] for row in rows)}]}}',
-            headers={"Content-Type": "application/json"},
+            headers=HEADERS,
             name=f"{PATH} [{'10-100' if batch else 1}]",
             catch_response=True,
         ) as response:

@@ -5,6 +5,8 @@
 #   LOADTEST_RATE   offered requests/s (default 510: 2% over the 500 gate, so that scheduling
 #                   jitter of the constant-throughput users cannot fail a healthy service)
 #   LOADTEST_REPORTS where the HTML and CSV reports go (default reports/loadtest)
+#   LOADTEST_API_KEY the key Locust sends; with CHURN_AUTH=required and none given, a key named
+#                   "loadtest" is made (or replaced), with a rate limit far above any test's rate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -26,6 +28,11 @@ if [ -z "${HOST:-}" ]; then
     kill -0 "$server_pid" 2>/dev/null || { echo "the service did not start:"; tail -20 "$reports/server.log"; exit 1; }
     sleep 0.5
   done
+fi
+if [ "${CHURN_AUTH:-off}" = required ] && [ -z "${LOADTEST_API_KEY:-}" ]; then
+  LOADTEST_API_KEY="$("$bin/python" -m serving keys create --name loadtest --scopes predict \
+    --rate 1000000/second --replace 2>/dev/null)"
+  export LOADTEST_API_KEY
 fi
 echo "Load test: $LOADTEST_RATE requests/s offered to $HOST (10 s warm-up, then 60 s)"
 "$bin/locust" --config loadtests/locust.conf --host "$HOST" \

@@ -65,6 +65,8 @@ def check_rate(rate: str) -> str:
 class KeyStore:
     def __init__(self, url: str) -> None:
         self.url = sa.engine.make_url(url)
+        if self.url.drivername == "postgresql":  # the driver installed is psycopg 3
+            self.url = self.url.set(drivername="postgresql+psycopg")
         if self.url.get_backend_name() == "sqlite" and self.url.database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(self.url, pool_pre_ping=True)

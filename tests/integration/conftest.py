@@ -10,12 +10,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from training.data import Source
+from training.promote import promote_auto
 from training.settings import TrainingSettings
 from training.train import TrainingResult, train
 
@@ -72,6 +74,34 @@ def train_quickly(settings: TrainingSettings, data: Path, seed: int = 42) -> Tra
     return train(
         Source(str(data)), target="Churn", id_column="customerID", seed=seed, settings=settings
     )
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A quickly trained, promoted model, imported into its own BentoML store."""
+
+    tracking_uri: str
+    model_name: str
+    version: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def champion(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Champion:
+    folder = tmp_path_factory.mktemp("champion")
+    tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
+    settings = quick_settings(tracking_uri, folder / "artifacts")
+    result = train_quickly(settings, customers_csv)
+    promote_auto(settings)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "BENTOML_HOME": str(folder / "bento")}
+    run_checked([str(BIN / "python"), "-m", "serving", "import-champion"], env)
+    return Champion(tracking_uri, settings.model_name, result.version, env)
+
+
+def run_checked(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -31,13 +31,12 @@ from loadtests.headless import locust_command
 from tests.integration.conftest import (
     BIN,
     ROOT,
+    Champion,
     free_port,
-    quick_settings,
+    run_checked,
     stop,
-    train_quickly,
     wait_for,
 )
-from training.promote import promote_auto
 
 pytestmark = pytest.mark.integration
 WORKERS = 2
@@ -53,26 +52,20 @@ class Served:
     tracking_uri: str
     model_name: str
     pid: int
+    log: Path
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("serving")
-    tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
-    settings = quick_settings(tracking_uri, folder / "artifacts")
-    result = train_quickly(settings, customers_csv)
-    promote_auto(settings)
     port = free_port()
     env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "BENTOML_HOME": str(folder / "bentoml"),
+        **champion.env,
         "CHURN_PORT": str(port),
         "CHURN_WORKERS": str(WORKERS),
         "CHURN_MAX_CUSTOMERS_PER_REQUEST": str(MAX_CUSTOMERS),
     }
-    _run([str(BIN / "python"), "-m", "serving", "import-champion"], env)
-    build = _run([str(BIN / "bentoml"), "build", "--output", "tag"], env)
+    build = run_checked([str(BIN / "bentoml"), "build", "--output", "tag"], env)
     bento_tag = re.findall(r"__tag__:(\S+)", build.stdout)[-1]
     log = (folder / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -84,19 +77,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Ite
             f"http://127.0.0.1:{port}",
             env,
             bento_tag,
-            result.version,
-            tracking_uri,
-            settings.model_name,
+            champion.version,
+            champion.tracking_uri,
+            champion.model_name,
             process.pid,
+            folder / "serve.log",
         )
     finally:
         stop(process)
-
-
-def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 def _records(customers: pd.DataFrame, rows: slice) -> list[dict[str, Any]]:
@@ -259,6 +247,11 @@ def test_metrics_count_every_customer_across_workers(
     assert "churn_probability_bucket" in after
     assert "bentoml_service_request_total" in after
     assert "bentoml_service_adaptive_batch_size_bucket" in after
+
+
+def test_with_auth_off_anyone_is_served_and_the_log_warns_of_it(served: Served) -> None:
+    assert httpx.get(f"{served.url}/model", timeout=10).status_code == 200
+    assert "CHURN_AUTH=off: every endpoint is open" in served.log.read_text()
 
 
 def test_model_card_health_and_docs(served: Served) -> None:
