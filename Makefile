@@ -120,6 +120,10 @@ loadtest-goal: $(DEMO_DATA) ## Locust at 2,100 req/s offered, 64 users; fails un
 bench: champion ## Max sustainable rate: this service vs `mlflow models serve` (RUNS=3 for the README)
 	$(PY) -m loadtests.bench --runs $(or $(RUNS),1)
 
+.PHONY: bench-auth
+bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-process (STORAGE=redis://... to count in Redis)
+	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"
+
 .PHONY: mlflow-ui
 mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://localhost:$(MLFLOW_PORT))
 	bash mlflow/serve-local.sh $(MLFLOW_PORT)

@@ -283,7 +283,10 @@ ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
 )
 if SETTINGS.auth == "required":
     ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-        RateLimit, limiter=LIMITER, max_customers_per_request=SETTINGS.max_customers_per_request
+        RateLimit,
+        limiter=LIMITER,
+        max_customers_per_request=SETTINGS.max_customers_per_request,
+        charged_by_app=frozenset({"/predict"} if FAST_PREDICT is not None else ()),
     )
 if FAST_PREDICT is not None:
     ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]

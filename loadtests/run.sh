@@ -35,7 +35,14 @@ if [ "${CHURN_AUTH:-off}" = required ] && [ -z "${LOADTEST_API_KEY:-}" ]; then
   export LOADTEST_API_KEY
 fi
 echo "Load test: $LOADTEST_RATE requests/s offered to $HOST (10 s warm-up, then 60 s)"
+if [ -n "$server_pid" ]; then
+  "$bin/python" -m loadtests.service_cpu snapshot "$server_pid" "$HOST" >"$reports/service-cpu-before.json"
+fi
 "$bin/locust" --config loadtests/locust.conf --host "$HOST" \
   --csv "$reports/locust" --html "$reports/locust.html" "$@" >"$reports/locust.log" 2>&1 || true
+if [ -n "$server_pid" ]; then
+  "$bin/python" -m loadtests.service_cpu report "$reports/service-cpu-before.json" "$server_pid" "$HOST" \
+    | tee "$reports/service-cpu.txt"
+fi
 "$bin/python" -m loadtests.gate "$reports/locust_stats.csv" \
   --min-rps "${MIN_RPS:-500}" --max-p50 "${MAX_P50_MS:-20}" --max-p99 "${MAX_P99_MS:-100}"

@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.types import Send
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error answer decided in one place and sent from another."""
+
+    status: int
+    message: str
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 def error_body(message: str) -> bytes:

@@ -11,7 +11,7 @@ BentoML clients see the same endpoint, and with CHURN_FAST_PREDICT=false it answ
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from serving.api_keys import ANONYMOUS
 from serving.batcher import Batcher, OverloadedError
 from serving.errors import (
+    Refusal,
     error_body,
     first_unscorable_prediction,
     rejection_summary,
@@ -29,9 +30,22 @@ from serving.errors import (
 )
 from serving.request_body import read_body
 
+# Where serving/rate_limit.py leaves the charge for a request this endpoint answers.
+CHARGE = "churn.charge"
+
 log = logging.getLogger(__name__)
 # Scores customers; the second list names, for each customer, the client that sent it.
 Score = Callable[[list[Any], list[str]], list[dict[str, Any]]]
+
+
+# Takes a request's customers from its key's rate limit: None, or the answer refusing it.
+Charge = Callable[[int], Awaitable[Refusal | None]]
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 class ClientRequest(NamedTuple):
@@ -88,46 +102,53 @@ class PredictEndpoint:
             start += len(request.customers)
         return answers
 
-    async def answer(self, receive: Receive, client: str = ANONYMOUS) -> tuple[int, bytes] | None:
-        """(HTTP status, JSON body) for one request; None when the client left mid-body.
+    async def answer(
+        self, receive: Receive, client: str = ANONYMOUS, charge: Charge | None = None
+    ) -> Answer | None:
+        """The answer to one request; None when the client left mid-body. A valid request is
+        charged its customers with `charge` (serving/rate_limit.py) before it is scored.
 
         Past `max_in_flight` requests the answer is an immediate 503, before the body is read:
         when the worker's event loop is the bottleneck, requests wait there, where the batcher's
         latency budget cannot see them, and the number in flight is what bounds that wait.
         """
         if self._batched is None:
-            return 503, error_body(NOT_READY)
+            return Answer(503, error_body(NOT_READY))
         if self.in_flight >= self.max_in_flight:
-            return 503, error_body(OVERLOADED)
+            return Answer(503, error_body(OVERLOADED))
         self.in_flight += 1
         try:
             body = await read_body(receive)
             if body is None:
                 return None
-            return await self._answer(body, client)
+            return await self._answer(body, client, charge)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, body: bytes, client: str) -> tuple[int, bytes]:
+    async def _answer(self, body: bytes, client: str, charge: Charge | None) -> Answer:
         assert self._batched is not None
         try:
             # An empty body is an empty request: its error then names the missing `customers`.
             customers = self.request_model.model_validate_json(body or b"{}").customers  # type: ignore[attr-defined]
         except ValidationError as error:
             log.warning("Rejected a bad request with 400: %s", rejection_summary(error))
-            return 400, validation_error_body(error)
+            return Answer(400, validation_error_body(error))
+        if charge is not None:
+            refusal = await charge(len(customers))
+            if refusal is not None:
+                return Answer(refusal.status, error_body(refusal.message), refusal.headers)
         try:
             predictions = await self._batched(ClientRequest(client, customers))
         except OverloadedError:
-            return 503, error_body(OVERLOADED)
+            return Answer(503, error_body(OVERLOADED))
         except Exception:
             log.exception("Scoring failed")
-            return 500, error_body("Scoring failed; the server log has the details.")
+            return Answer(500, error_body("Scoring failed; the server log has the details."))
         unscorable = first_unscorable_prediction(predictions)
         if unscorable is not None:
-            return 400, error_body(unscorable_message(unscorable))
+            return Answer(400, error_body(unscorable_message(unscorable)))
         # pydantic-core encodes several times faster than the json module.
-        return 200, to_json(predictions)
+        return Answer(200, to_json(predictions))
 
 
 class FastPredict:
@@ -150,11 +171,14 @@ class FastPredict:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        answer = await self.endpoint.answer(receive, scope.get("churn.client", ANONYMOUS))
+        answer = await self.endpoint.answer(
+            receive, scope.get("churn.client", ANONYMOUS), scope.get(CHARGE)
+        )
         if answer is None:
             return
-        status, body = answer
+        status, body, extra_headers = answer
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers.extend(extra_headers)
         if status == 503:
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_SECONDS))
         if self._last_on_connection(scope.get("client")):

@@ -3,13 +3,15 @@ customers, and answers a 429 with `Retry-After` and `RateLimit-*` headers when o
 
 A request to /predict or /explain costs the customers in its body; anything else costs one.
 It runs inside serving/authenticate.py, which names the key, and inside the body limit, so the
-body it reads to count customers has already been held to its size.
+body it reads to count customers has already been held to its size. Paths in
+`charged_by_app` are not read here: the app behind counts the customers as it validates them and
+calls `scope["churn.charge"]`, which saves parsing the body twice on the hot path.
 """
 
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, partial
 
 import limits
 from limits import RateLimitItem
@@ -17,7 +19,8 @@ from pydantic_core import from_json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import metrics
-from serving.errors import send_error
+from serving.errors import Refusal, send_error
+from serving.fast_predict import CHARGE
 from serving.key_store import KeyRecord
 from serving.limiter import Limiter, Verdict
 from serving.request_body import read_body, replay
@@ -26,31 +29,50 @@ COSTED_PATHS = frozenset({"/predict", "/explain"})
 
 
 class RateLimit:
-    def __init__(self, app: ASGIApp, limiter: Limiter, max_customers_per_request: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: Limiter,
+        max_customers_per_request: int,
+        charged_by_app: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.max_cost = max_customers_per_request
+        self.charged_by_app = charged_by_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key: KeyRecord | None = scope.get("churn.key")
         if key is None:
             await self.app(scope, receive, send)
             return
+        costed = scope["path"] in COSTED_PATHS and scope["method"] == "POST"
+        if costed and scope["path"] in self.charged_by_app:
+            scope[CHARGE] = partial(self.charge, key)
+            await self.app(scope, receive, send)
+            return
         cost = 1
-        if scope["path"] in COSTED_PATHS and scope["method"] == "POST":
+        if costed:
             body = await read_body(receive)
             if body is None:
                 return
             cost = customers_in(body, self.max_cost)
             receive = replay(body, receive)
+        refusal = await self.charge(key, cost)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        else:
+            await send_error(send, refusal.status, refusal.message, refusal.headers)
+
+    async def charge(self, key: KeyRecord, cost: int) -> Refusal | None:
+        """None if `key` may spend `cost` customers now; else the 429 to answer with."""
         verdict = await self.limiter.charge(
             key.key_id, limits_of(key.rate, key.daily_customers), cost
         )
         if verdict.allowed:
-            await self.app(scope, receive, send)
-            return
+            return None
         metrics.count_rate_limited(key.name)
-        await _too_many(send, key.name, cost, verdict)
+        return too_many(key.name, cost, verdict)
 
 
 def customers_in(body: bytes, max_cost: int) -> int:
@@ -71,7 +93,7 @@ def limits_of(rate: str, daily_customers: int | None) -> tuple[RateLimitItem, ..
     return rate_limit, limits.RateLimitItemPerDay(daily_customers)
 
 
-async def _too_many(send: Send, client: str, cost: int, verdict: Verdict) -> None:
+def too_many(client: str, cost: int, verdict: Verdict) -> Refusal:
     assert verdict.limit is not None
     limit = verdict.limit
     retry_after = max(math.ceil(verdict.retry_after_s), 1)
@@ -90,7 +112,7 @@ async def _too_many(send: Send, client: str, cost: int, verdict: Verdict) -> Non
         (b"ratelimit-reset", b"%d" % retry_after),
         (b"ratelimit-policy", b"%d;w=%d" % (limit.amount, limit.get_expiry())),
     ]
-    await send_error(send, 429, message, headers)
+    return Refusal(429, message, headers)
 
 
 def _window(limit: RateLimitItem) -> str:

@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from limits.aio.storage import MemoryStorage
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.key_store import KeyRecord
 from serving.limiter import Limiter
 from serving.rate_limit import RateLimit, customers_in
 from serving.request_body import read_body
+from serving.schema import request_model
 
 KEY = KeyRecord("0123456789ab", "crm", "x", ("predict",), "10/minute", None, datetime.now(UTC))
 
@@ -91,3 +95,42 @@ def test_a_request_over_the_whole_limit_is_told_to_send_fewer() -> None:
 )
 def test_the_cost_of_a_body(body: bytes, cost: int) -> None:
     assert customers_in(body, max_cost=1000) == cost
+
+
+def test_the_fast_predict_path_charges_the_customers_it_validated_and_scores_none_it_refused() -> (
+    None
+):
+    scored: list[str] = []
+
+    def score(customers: list[Any], clients: list[str]) -> list[dict[str, Any]]:
+        scored.extend(customer.customer_id for customer in customers)
+        return [{"customer_id": customer.customer_id} for customer in customers]
+
+    class Customer(BaseModel):
+        customer_id: str
+
+    endpoint = PredictEndpoint(request_model(Customer, 100, {}), 1000, 100)
+    endpoint.bind(score)
+    limiter = Limiter(MemoryStorage(), 1)
+    app = with_key(
+        RateLimit(FastPredict(echo, endpoint), limiter, 1000, frozenset({"/predict"})), KEY
+    )
+
+    def body(first: int, count: int) -> bytes:
+        return json.dumps(
+            {"customers": [{"customer_id": str(n)} for n in range(first, first + count)]}
+        ).encode()
+
+    async def post_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            return [
+                await client.post("/predict", content=content)
+                for content in (body(0, 6), b'{"customers": "bad"}', body(6, 5), body(11, 4))
+            ]
+
+    responses = asyncio.run(post_all())
+    assert [response.status_code for response in responses] == [200, 400, 429, 200]
+    assert responses[2].headers["ratelimit-limit"] == "10"
+    assert int(responses[2].headers["retry-after"]) >= 1
+    assert scored == [str(n) for n in (*range(6), *range(11, 15))]
