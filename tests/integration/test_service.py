@@ -92,8 +92,14 @@ def _records(customers: pd.DataFrame, rows: slice) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def _offline(served: Served, records: list[dict[str, Any]]) -> np.ndarray:
+def _use_store(served: Served) -> None:
+    """Both URIs: a registry URI set by an earlier test would otherwise outlive it."""
     mlflow.set_tracking_uri(served.tracking_uri)
+    mlflow.set_registry_uri(served.tracking_uri)
+
+
+def _offline(served: Served, records: list[dict[str, Any]]) -> np.ndarray:
+    _use_store(served)
     model = mlflow.pyfunc.load_model(f"models:/{served.model_name}/{served.version}")
     return np.asarray(model.unwrap_python_model().churn_probability(pd.DataFrame(records)))
 
@@ -128,7 +134,7 @@ def test_the_bento_has_a_dockerfile_and_references_the_champion(served: Served) 
 
 
 def test_the_registered_model_carries_only_the_runtime_package(served: Served) -> None:
-    mlflow.set_tracking_uri(served.tracking_uri)
+    _use_store(served)
     folder = mlflow.artifacts.download_artifacts(
         f"models:/{served.model_name}/{served.version}", tracking_uri=served.tracking_uri
     )
