@@ -55,7 +55,7 @@ class Limiter:
     storage: Storage
     timeout_s: float
     clock: Callable[[], float] = time.time
-    _leases: dict[tuple[str, str], _Lease] = field(default_factory=dict)
+    _leases: dict[tuple[str, RateLimitItem], _Lease] = field(default_factory=dict)
     _failed_until: float = 0.0
 
     @classmethod
@@ -82,7 +82,9 @@ class Limiter:
 
     async def _take(self, who: str, limit: RateLimitItem, cost: int) -> Verdict:
         now = self.clock()
-        lease = self._leases.setdefault((who, limit.key_for()), _Lease())
+        lease = self._leases.get((who, limit))
+        if lease is None:
+            lease = self._leases[who, limit] = _Lease()
         if now >= lease.window_ends:
             lease.tokens = 0
         if lease.tokens >= cost:
