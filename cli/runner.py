@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from churn.errors import UserError
 
 QUIET_LOGGERS = ("alembic", "mlflow.store", "urllib3")
+# Settings classes whose variables do not start with plain CHURN_.
+ENV_PREFIXES = {"HistorySettings": "CHURN_HISTORY_"}
 
 
 def run(app: typer.Typer) -> None:
@@ -23,7 +25,10 @@ def run(app: typer.Typer) -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except ValidationError as exc:  # a setting read from the environment
+        prefix = ENV_PREFIXES.get(exc.title, "CHURN_")
         for error in exc.errors(include_url=False):
-            variable = f"CHURN_{str(error['loc'][0]).upper()}" if error["loc"] else exc.title
-            typer.echo(f"error: {variable}: {error['msg']}", err=True)
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                message = f"{prefix}{str(error['loc'][0]).upper()}: {message}"
+            typer.echo(f"error: {message}", err=True)
         sys.exit(2)

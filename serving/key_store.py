@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import limits
 import sqlalchemy as sa
 
 from churn.errors import UserError
+from history.database import engine_for
 from serving.api_keys import SCOPES, Scope, issue
 
 METADATA = sa.MetaData()
@@ -64,12 +64,8 @@ def check_rate(rate: str) -> str:
 
 class KeyStore:
     def __init__(self, url: str) -> None:
-        self.url = sa.engine.make_url(url)
-        if self.url.drivername == "postgresql":  # the driver installed is psycopg 3
-            self.url = self.url.set(drivername="postgresql+psycopg")
-        if self.url.get_backend_name() == "sqlite" and self.url.database:
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        self.engine = engine_for(url)
+        self.url = self.engine.url
         self._created = False
 
     def _connect(self) -> sa.Connection:

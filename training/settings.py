@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from churn.customer_value import check_formula
 from churn.errors import UserError
+from history.settings import HistorySettings
 from registry.settings import LOCAL_STORE, RegistrySettings
 
 
@@ -40,6 +41,7 @@ class TrainingSettings(RegistrySettings):
     customer_value_formula: str | None = None
     segments_k: int | None = Field(default=None, ge=3, le=6, description="None: best silhouette")
     economics: Economics = Field(default_factory=Economics)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @field_validator("candidates", mode="before")
     @classmethod

@@ -1,0 +1,1 @@
+"""Prediction history: every score recorded, outcomes loaded beside it, realised performance."""

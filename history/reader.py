@@ -1,0 +1,118 @@
+"""Reading the history back: one customer's scores over time, and daily counts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+
+from history.customer_ids import CustomerIds
+from history.database import is_postgres
+from history.sinks import sqlite_time
+
+CUSTOMER_HISTORY = """
+SELECT scored_at, model_name, model_version, churn_probability, churn, risk_tier, decile,
+       segment, action, expected_value, reasons, source, request_id, client
+FROM predictions
+WHERE customer_id = :customer_id {before}
+ORDER BY scored_at DESC
+LIMIT :limit
+"""
+SUMMARY = """
+SELECT {day} AS day, model_version, risk_tier, segment, action, count(*) AS scored
+FROM predictions
+WHERE scored_at >= :since AND scored_at < :until
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1
+"""
+SUMMARY_DIMENSIONS = ("model_version", "risk_tier", "segment", "action")
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    customer_id: str
+    scores: list[dict[str, Any]]
+    # Pass as `before` for the next, older page; None on the last page.
+    next_before: str | None
+
+
+def customer_history(
+    engine: sa.Engine,
+    ids: CustomerIds,
+    customer_id: str,
+    limit: int = 50,
+    before: datetime | None = None,
+) -> HistoryPage:
+    """A customer's scores, newest first: `limit` of them, older than `before` if given."""
+    params: dict[str, Any] = {"customer_id": ids.stored(customer_id), "limit": limit + 1}
+    if before is not None:
+        params["before"] = _bound(engine, before)
+    sql = CUSTOMER_HISTORY.format(before="" if before is None else "AND scored_at < :before")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(sql), params).mappings().all()
+    scores = [_score(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return HistoryPage(customer_id, scores, scores[-1]["scored_at"] if more else None)
+
+
+def summary(engine: sa.Engine, since: date, until: date) -> list[dict[str, Any]]:
+    """Per day from `since` up to but not including `until`: how many customers were scored,
+    by model version, risk tier, segment and action."""
+    day = (
+        "to_char(scored_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        if is_postgres(engine)
+        else "substr(scored_at, 1, 10)"
+    )
+    params = {
+        "since": _bound(engine, datetime.combine(since, time(), UTC)),
+        "until": _bound(engine, datetime.combine(until, time(), UTC)),
+    }
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(SUMMARY.format(day=day)), params).mappings().all()
+    days: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    totals: Counter[str] = Counter()
+    for row in rows:
+        totals[row["day"]] += row["scored"]
+        for dimension in SUMMARY_DIMENSIONS:
+            days[row["day"]][dimension][str(row[dimension])] += row["scored"]
+    return [
+        {
+            "day": day_name,
+            "scored": totals[day_name],
+            **{f"by_{dimension}": dict(counts[dimension]) for dimension in SUMMARY_DIMENSIONS},
+        }
+        for day_name, counts in days.items()
+    ]
+
+
+def _bound(engine: sa.Engine, moment: datetime) -> datetime | str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment if is_postgres(engine) else sqlite_time(moment.astimezone(UTC))
+
+
+def _score(row: sa.RowMapping) -> dict[str, Any]:
+    scored_at = row["scored_at"]
+    reasons = row["reasons"]
+    return {
+        "scored_at": scored_at
+        if isinstance(scored_at, str)
+        else sqlite_time(scored_at.astimezone(UTC)),
+        "model_name": row["model_name"],
+        "model_version": row["model_version"],
+        "churn_probability": row["churn_probability"],
+        "churn": bool(row["churn"]),
+        "risk_tier": row["risk_tier"],
+        "decile": row["decile"],
+        "segment": row["segment"],
+        "action": row["action"],
+        "expected_value": row["expected_value"],
+        "reasons": json.loads(reasons) if isinstance(reasons, str) else reasons,
+        "source": row["source"],
+        "request_id": row["request_id"],
+        "client": row["client"],
+    }

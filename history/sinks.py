@@ -1,0 +1,127 @@
+"""Where the writer's rows go: PostgreSQL with binary COPY, or an SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+
+from history.database import is_postgres
+from history.records import COLUMNS, Row
+from history.schema import create_partitions
+
+COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+COPY_TYPES = (
+    "timestamptz", "text", "text", "text", "text", "text", "text",
+    "float8", "bool", "text", "int2", "text", "text", "float8", "jsonb", "jsonb",
+)  # fmt: skip
+# The writer shares a worker's GIL with its event loop: it lets go this often, so a request
+# never waits behind a whole batch being written.
+ROWS_PER_GIL_HOLD = 200
+INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class Sink(Protocol):
+    def write(self, rows: Sequence[Row]) -> None:
+        """Store every row or raise; after an error the next call starts afresh."""
+
+    def close(self) -> None: ...
+
+
+def sink_for(engine: sa.Engine) -> Sink:
+    return PostgresSink(engine.url) if is_postgres(engine) else SqliteSink(engine.url)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """UTC text that sorts as it compares, the form the SQLite tables hold."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PostgresSink:
+    def __init__(self, url: sa.URL) -> None:
+        self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+        self._days_made: set[object] = set()
+
+    def write(self, rows: Sequence[Row]) -> None:
+        try:
+            connection = self._connect()
+            days = {row[0].date() for row in rows} - self._days_made
+            if days:
+                create_partitions(connection, days)
+                self._days_made |= days
+            with connection.cursor().copy(COPY) as copy:
+                copy.set_types(COPY_TYPES)
+                for index, row in enumerate(rows, start=1):
+                    copy.write_row(_jsonb(row))
+                    if index % ROWS_PER_GIL_HOLD == 0:
+                        time.sleep(0)
+            connection.commit()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._connection is None:
+            self._connection = psycopg.connect(self.conninfo, connect_timeout=5)
+            self._days_made.clear()
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _jsonb(row: Row) -> Row:
+    reasons, features = row[-2], row[-1]
+    if reasons is None and features is None:
+        return row
+    return (
+        *row[:-2],
+        None if reasons is None else Jsonb(reasons),
+        None if features is None else Jsonb(features),
+    )
+
+
+class SqliteSink:
+    def __init__(self, url: sa.URL) -> None:
+        self.path = url.database or ":memory:"
+        self._connection: sqlite3.Connection | None = None
+
+    def write(self, rows: Sequence[Row]) -> None:
+        try:
+            connection = self._connect()
+            with connection:
+                connection.executemany(INSERT, [_sqlite_row(row) for row in rows])
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _sqlite_row(row: Row) -> Row:
+    reasons, features = row[-2], row[-1]
+    return (
+        sqlite_time(row[0]),
+        *row[1:-2],
+        None if reasons is None else json.dumps(reasons),
+        None if features is None else json.dumps(features),
+    )
