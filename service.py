@@ -10,17 +10,22 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI
+from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from mlflow.models import Model as MLflowModel
 
 from churn.errors import UserError
 from churn.model import ChurnModel
+from history.records import ScoredBatch
+from history.store import History
 from serving import metrics, quiet_client_errors
 from serving.authenticate import Authenticate
 from serving.body_limit import BodyLimit
@@ -44,6 +49,7 @@ from serving.schema import (
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
+HISTORY_OFF = "Prediction history is off (CHURN_HISTORY_ENABLED=false)."
 SETTINGS = ServingSettings()
 CHAMPION = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
 if CHAMPION.stored is None:
@@ -80,6 +86,16 @@ FILE_TASKS = FileTasks(
 )
 
 http_routes = FastAPI()
+
+
+@http_routes.exception_handler(RequestValidationError)
+async def _bad_query(request: Request, error: RequestValidationError) -> JSONResponse:
+    """A bad query parameter is a 400 that names it, in the service's one error format."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"][1:]) or "request"
+    detail = jsonable_encoder(error.errors())
+    return JSONResponse({"error": f"{where}: {first['msg']}", "detail": detail}, 400)
+
 
 if SETTINGS.auth == "required":
     try:
@@ -131,6 +147,10 @@ class ChurnService:
             "deciles": DESCRIPTION.get("deciles", []),
         }
         metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
+        self.history = _open_history() if SETTINGS.history.enabled else None
+        self.recorder = self.history.writer(metrics.history_events()) if self.history else None
+        if self.recorder is not None:
+            self.recorder.start()
         if FAST_PREDICT is not None:
             FAST_PREDICT.bind(self.predictions)
         # Everything loaded so far lives as long as the worker; a full collection that walks it
@@ -140,6 +160,11 @@ class ChurnService:
 
     def __is_ready__(self) -> bool:
         return can_score(self.model, Customer, EXAMPLE_CUSTOMER)
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    def _write_remaining_history(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
 
     @bentoml.api(  # type: ignore[untyped-decorator]
         batchable=True,
@@ -156,10 +181,14 @@ class ChurnService:
         return [Prediction.model_construct(**answer) for answer in answers]
 
     def predictions(
-        self, customers: list[Any], clients: list[str] | None = None
+        self,
+        customers: list[Any],
+        clients: list[str] | None = None,
+        request_ids: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """What /predict answers, whichever path serves it (see serving/fast_predict.py);
-        `clients` names who sent each customer, for metrics."""
+        """What /predict answers, whichever path serves it (see serving/fast_predict.py), and
+        recorded in the history; `clients` and `request_ids` say who sent each customer in
+        which request."""
         records = customer_columns(customers)
         decisions = self.model.decide(records)
         metrics.record_predictions(decisions.probability, decisions.tier, clients)
@@ -176,7 +205,7 @@ class ChurnService:
             decisions.expected_value.tolist(),
             strict=True,
         )
-        return [
+        predictions = [
             {
                 "customer_id": _customer_id(customer),
                 "churn_probability": probability,
@@ -193,6 +222,19 @@ class ChurnService:
                 answers
             )
         ]
+        if self.recorder is not None:
+            self.recorder.record(
+                ScoredBatch(
+                    datetime.now(UTC),
+                    "api",
+                    self.info["name"],
+                    predictions,
+                    customers,
+                    request_ids,
+                    clients,
+                )
+            )
+        return predictions
 
     @bentoml.api(input_spec=PredictRequest)  # type: ignore[untyped-decorator]
     def explain(self, customers: list[Any]) -> list[Explanation]:
@@ -224,7 +266,8 @@ class ChurnService:
         summary page, which are streamed from disk.
         """
         try:
-            scored = FILE_TASKS.score(file, MLFLOW_MODEL_DIR)
+            record_as = (self.info["name"], self.version) if self.history else None
+            scored = FILE_TASKS.score(file, MLFLOW_MODEL_DIR, record_as)
         except FileTaskError as error:
             raise bentoml.exceptions.InvalidArgument(str(error)) from None
         summary = json.loads((scored.folder / "summary.json").read_text())
@@ -240,10 +283,46 @@ class ChurnService:
         media_type = {".csv": "text/csv", ".json": "application/json"}.get(path.suffix)
         return FileResponse(path, media_type=media_type or "text/html", filename=name)
 
+    @http_routes.get("/customers/{customer_id}/history")
+    def customer_history(
+        self,
+        customer_id: str,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: datetime | None = None,
+    ) -> Response:
+        """A customer's recorded scores, newest first: model version, tier, action and reasons.
+        Pass `next_before` back as `before` for the next, older page."""
+        if self.history is None:
+            return JSONResponse({"error": HISTORY_OFF}, 404)
+        page = self.history.customer_history(customer_id, limit, before)
+        return JSONResponse(
+            {"customer_id": customer_id, "scores": page.scores, "next_before": page.next_before}
+        )
+
+    @http_routes.get("/history/summary")
+    def history_summary(self, since: date | None = None, until: date | None = None) -> Response:
+        """Customers scored per day, by risk tier, segment, action and model version, from
+        `since` (default: 30 days ago) up to and including `until` (default: today), in UTC."""
+        if self.history is None:
+            return JSONResponse({"error": HISTORY_OFF}, 404)
+        last = until or datetime.now(UTC).date()
+        first = since or last - timedelta(days=30)
+        if first > last:
+            return JSONResponse({"error": f"since ({first}) is after until ({last})."}, 400)
+        days = self.history.summary(first, last + timedelta(days=1))
+        return JSONResponse({"since": str(first), "until": str(last), "days": days})
+
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:
         """Name, version, run id, test metrics, threshold and feature schema of the served model."""
         return self.info
+
+
+def _open_history() -> History:
+    try:
+        return History.open(SETTINGS.history)
+    except UserError as error:
+        raise SystemExit(f"{error}. Fix it, or set CHURN_HISTORY_ENABLED=false.") from None
 
 
 def _customer_id(customer: Any) -> str | None:

@@ -11,6 +11,8 @@ BentoML clients see the same endpoint, and with CHURN_FAST_PREDICT=false it answ
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -34,8 +36,9 @@ from serving.request_body import read_body
 CHARGE = "churn.charge"
 
 log = logging.getLogger(__name__)
-# Scores customers; the second list names, for each customer, the client that sent it.
-Score = Callable[[list[Any], list[str]], list[dict[str, Any]]]
+# Scores customers; the other lists give, for each customer, the client that sent it and the
+# id of its request.
+Score = Callable[[list[Any], list[str], list[str]], list[dict[str, Any]]]
 
 
 # Takes a request's customers from its key's rate limit: None, or the answer refusing it.
@@ -51,6 +54,7 @@ class Answer(NamedTuple):
 class ClientRequest(NamedTuple):
     client: str
     customers: list[Any]
+    request_id: str = ""
 
 
 # Documented in the README: what a client sees when the batcher sheds its request.
@@ -61,6 +65,8 @@ OVERLOADED = (
 RETRY_AFTER_SECONDS = 1
 # Past this many open connections the counts start again: cheaper than noticing closes.
 MAX_CONNECTIONS_TRACKED = 10_000
+# A client's own X-Request-ID is kept when it looks like this; otherwise one is made.
+CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 NOT_READY = "The model is still loading; retry after a short wait."
 
 
@@ -95,7 +101,8 @@ class PredictEndpoint:
         self.record_batch(len(requests))
         customers = [customer for request in requests for customer in request.customers]
         clients = [request.client for request in requests for _ in request.customers]
-        predictions = self._score(customers, clients)
+        request_ids = [request.request_id for request in requests for _ in request.customers]
+        predictions = self._score(customers, clients, request_ids)
         answers, start = [], 0
         for request in requests:
             answers.append(predictions[start : start + len(request.customers)])
@@ -103,7 +110,11 @@ class PredictEndpoint:
         return answers
 
     async def answer(
-        self, receive: Receive, client: str = ANONYMOUS, charge: Charge | None = None
+        self,
+        receive: Receive,
+        client: str = ANONYMOUS,
+        charge: Charge | None = None,
+        request_id: str = "",
     ) -> Answer | None:
         """The answer to one request; None when the client left mid-body. A valid request is
         charged its customers with `charge` (serving/rate_limit.py) before it is scored.
@@ -121,11 +132,11 @@ class PredictEndpoint:
             body = await read_body(receive)
             if body is None:
                 return None
-            return await self._answer(body, client, charge)
+            return await self._answer(body, ClientRequest(client, [], request_id), charge)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, body: bytes, client: str, charge: Charge | None) -> Answer:
+    async def _answer(self, body: bytes, request: ClientRequest, charge: Charge | None) -> Answer:
         assert self._batched is not None
         try:
             # An empty body is an empty request: its error then names the missing `customers`.
@@ -138,7 +149,7 @@ class PredictEndpoint:
             if refusal is not None:
                 return Answer(refusal.status, error_body(refusal.message), refusal.headers)
         try:
-            predictions = await self._batched(ClientRequest(client, customers))
+            predictions = await self._batched(request._replace(customers=customers))
         except OverloadedError:
             return Answer(503, error_body(OVERLOADED))
         except Exception:
@@ -171,13 +182,18 @@ class FastPredict:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        request_id = _request_id(scope["headers"])
         answer = await self.endpoint.answer(
-            receive, scope.get("churn.client", ANONYMOUS), scope.get(CHARGE)
+            receive, scope.get("churn.client", ANONYMOUS), scope.get(CHARGE), request_id
         )
         if answer is None:
             return
         status, body, extra_headers = answer
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"x-request-id", request_id.encode()),
+        ]
         headers.extend(extra_headers)
         if status == 503:
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_SECONDS))
@@ -203,3 +219,14 @@ class FastPredict:
 
 def _customer_count(request: ClientRequest) -> int:
     return len(request.customers)
+
+
+def _request_id(headers: Sequence[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-ID when it is short printable text, else a new one: it is
+    recorded with each prediction and sent back, to find a request in the history."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if CLIENT_REQUEST_ID.fullmatch(value):
+                return value.decode()
+            break
+    return uuid.uuid4().hex

@@ -55,20 +55,25 @@ class FileTasks:
     def busy(self) -> bool:
         return self._running >= self.limit
 
-    def score(self, upload: Path, model_dir: Path) -> ScoredFile:
-        """Score `upload` with the model in `model_dir`; a user's mistake, or a worker that is
-        already scoring as many files as it may, is a FileTaskError."""
+    def score(
+        self, upload: Path, model_dir: Path, record_as: tuple[str, str] | None = None
+    ) -> ScoredFile:
+        """Score `upload` with the model in `model_dir`, recording the rows in the prediction
+        history as that (name, version) if given; a user's mistake, or a worker that is already
+        scoring as many files as it may, is a FileTaskError."""
         with self._lock:
             if self.busy:
                 raise FileTaskError(TOO_MANY)
             self._running += 1
         try:
-            return self._score(upload, model_dir)
+            return self._score(upload, model_dir, record_as)
         finally:
             with self._lock:
                 self._running -= 1
 
-    def _score(self, upload: Path, model_dir: Path) -> ScoredFile:
+    def _score(
+        self, upload: Path, model_dir: Path, record_as: tuple[str, str] | None
+    ) -> ScoredFile:
         self._forget_old_results()
         result_id = uuid.uuid4().hex
         folder = self.folder / result_id
@@ -76,6 +81,9 @@ class FileTasks:
         command = [sys.executable, "-m", "scoring", "--data", str(upload)]
         command += ["--out", str(folder / "scored.csv"), "--summary", str(folder)]
         command += ["--model-uri", str(model_dir)]
+        if record_as is not None:
+            command += ["--record", "--source", "file"]
+            command += ["--model-name", record_as[0], "--model-version", record_as[1]]
         try:
             done = subprocess.run(
                 ["nice", "-n", "10", *command],

@@ -15,6 +15,7 @@ import numpy as np
 from bentoml._internal.context import server_context
 from bentoml._internal.utils.metrics import exponential_buckets
 
+from history.writer import WriterEvents
 from serving.api_keys import ANONYMOUS
 
 PREDICTIONS = bentoml.metrics.Counter(
@@ -39,6 +40,19 @@ FAIL_OPEN = bentoml.metrics.Counter(
 KEY_STORE_ERRORS = bentoml.metrics.Counter(
     name="churn_key_store_errors",
     documentation="Failed reads of the API key table; workers keep the copy they last read.",
+)
+HISTORY_WRITTEN = bentoml.metrics.Counter(
+    name="churn_history_written",
+    documentation="Predictions written to the history database.",
+)
+HISTORY_DROPPED = bentoml.metrics.Counter(
+    name="churn_history_dropped",
+    documentation="Predictions not recorded because the history buffer was full (database slow "
+    "or down) or still held rows at shutdown.",
+)
+HISTORY_WRITE_ERRORS = bentoml.metrics.Counter(
+    name="churn_history_write_errors",
+    documentation="Failed writes to the history database; the rows are retried.",
 )
 
 PROBABILITY = bentoml.metrics.Histogram(
@@ -90,6 +104,12 @@ def count_fail_open() -> None:
 
 def count_key_store_error() -> None:
     KEY_STORE_ERRORS.inc()
+
+
+def history_events() -> WriterEvents:
+    return WriterEvents(
+        written=HISTORY_WRITTEN.inc, dropped=HISTORY_DROPPED.inc, failed=HISTORY_WRITE_ERRORS.inc
+    )
 
 
 def record_model(name: str, version: str, run_id: str) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr
 
+from history.settings import HistorySettings
 from registry.settings import RegistrySettings
 
 DEFAULT_AUTH_DB = "sqlite:///keys/api-keys.db"
@@ -59,3 +60,5 @@ class ServingSettings(RegistrySettings):
     rate_limit_timeout_ms: PositiveInt = 100
     # With auth required, /metrics needs a key with the `metrics` scope as well.
     metrics_require_key: bool = False
+    # Prediction history (history/settings.py, CHURN_HISTORY_*).
+    history: HistorySettings = Field(default_factory=HistorySettings)

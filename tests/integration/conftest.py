@@ -93,7 +93,12 @@ def champion(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> C
     settings = quick_settings(tracking_uri, folder / "artifacts")
     result = train_quickly(settings, customers_csv)
     promote_auto(settings)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "BENTOML_HOME": str(folder / "bento")}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "BENTOML_HOME": str(folder / "bento"),
+        "CHURN_HISTORY_URL": f"sqlite:///{folder / 'history.db'}",
+    }
     run_checked([str(BIN / "python"), "-m", "serving", "import-champion"], env)
     return Champion(tracking_uri, settings.model_name, result.version, env)
 

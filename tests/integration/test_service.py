@@ -129,7 +129,8 @@ def test_the_bento_has_a_dockerfile_and_references_the_champion(served: Served) 
     models = manifest["services"][0]["models"]
     assert [m["tag"].split(":")[0] for m in models] == ["churn"]
     shipped = {p.name for p in (bento / "src").iterdir()}
-    assert {"service.py", "serving", "churn", "scoring", "registry", "cli"} <= shipped
+    assert {"service.py", "serving", "churn", "scoring", "registry", "cli", "history"} <= shipped
+    assert list((bento / "src" / "history" / "migrations").glob("*/001_*.sql"))
     assert "training" not in shipped
 
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
@@ -29,12 +30,17 @@ class Scorer:
     def __init__(self, seconds_per_batch: float = 0.0, seconds_per_customer: float = 0.0) -> None:
         self.batches: list[int] = []
         self.client_of: dict[str, str] = {}
+        self.request_of: dict[str, str] = {}
         self.seconds_per_batch = seconds_per_batch
         self.seconds_per_customer = seconds_per_customer
 
-    def __call__(self, customers: list[Any], clients: list[str]) -> list[dict[str, Any]]:
+    def __call__(
+        self, customers: list[Any], clients: list[str], request_ids: list[str]
+    ) -> list[dict[str, Any]]:
         self.batches.append(len(customers))
-        self.client_of.update(zip([c.customer_id for c in customers], clients, strict=True))
+        ids = [c.customer_id for c in customers]
+        self.client_of.update(zip(ids, clients, strict=True))
+        self.request_of.update(zip(ids, request_ids, strict=True))
         time.sleep(self.seconds_per_batch + self.seconds_per_customer * len(customers))
         return [{"customer_id": c.customer_id, "double": 2 * c.tenure} for c in customers]
 
@@ -121,6 +127,30 @@ def test_each_customer_is_scored_in_the_name_of_the_client_that_sent_it() -> Non
     assert scorer.client_of == {
         f"{n}-{i}": f"client-{n % 4}" if n % 4 else "anonymous" for n in range(40) for i in range(3)
     }
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [("order-42.retry:1", True), ("", False), ("x" * 65, False), ("a b", False), (None, False)],
+)
+def test_each_answer_carries_its_request_id_the_clients_own_when_it_is_plain(
+    sent: str | None, kept: bool
+) -> None:
+    scorer = Scorer()
+    app = FastPredict(other_routes, _endpoint(scorer))
+    headers = {} if sent is None else {"x-request-id": sent}
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            body = {"customers": [{"customerID": "c1", "tenure": 1}]}
+            return await client.post("/predict", json=body, headers=headers)
+
+    response = asyncio.run(send())
+    request_id = response.headers["x-request-id"]
+    assert scorer.request_of == {"c1": request_id}
+    assert (request_id == sent) is kept
+    assert kept or len(request_id) == 32
 
 
 def test_a_bad_request_gets_a_400_naming_the_field_and_its_neighbours_are_still_answered() -> None:

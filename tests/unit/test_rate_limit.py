@@ -102,7 +102,9 @@ def test_the_fast_predict_path_charges_the_customers_it_validated_and_scores_non
 ):
     scored: list[str] = []
 
-    def score(customers: list[Any], clients: list[str]) -> list[dict[str, Any]]:
+    def score(
+        customers: list[Any], clients: list[str], request_ids: list[str]
+    ) -> list[dict[str, Any]]:
         scored.extend(customer.customer_id for customer in customers)
         return [{"customer_id": customer.customer_id} for customer in customers]
 

@@ -20,7 +20,9 @@ PredictRequest = request_model(Customer, max_customers=10, example={})
 
 
 def _answer(body: bytes, probability: float = 0.5) -> httpx.Response:
-    def score(customers: list[Any], clients: list[str]) -> list[dict[str, Any]]:
+    def score(
+        customers: list[Any], clients: list[str], request_ids: list[str]
+    ) -> list[dict[str, Any]]:
         return [{"churn_probability": probability, "expected_value": 1.0} for _ in customers]
 
     endpoint = PredictEndpoint(PredictRequest, max_latency_ms=1000, max_batch_size=100)
