@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import mlflow
 import typer
@@ -12,8 +12,12 @@ import typer
 from churn.errors import UserError
 from churn.model import ChurnModel
 from cli.runner import run
+from history.records import Source
+from history.settings import HistorySettings
+from history.store import History
 from registry.client import connect
 from registry.settings import RegistrySettings
+from scoring.record import FileRecorder, registered_version
 from scoring.score_file import score_file
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -40,18 +44,64 @@ def score(
         "reports/summary"
     ),
     reasons: Annotated[bool, typer.Option(help="Add each customer's top 3 reasons.")] = True,
+    record: Annotated[
+        bool, typer.Option(help="Record every scored row in the prediction history.")
+    ] = False,
+    source: Annotated[
+        str, typer.Option(help="The source recorded with each row.", hidden=True)
+    ] = "batch",
+    model_name: Annotated[
+        Optional[str], typer.Option(help="With --record: the model's registered name.")
+    ] = None,
+    model_version: Annotated[
+        Optional[str], typer.Option(help="With --record: the model's registered version.")
+    ] = None,
 ) -> None:
     """Score a whole file in chunks: input columns plus decisions; bad rows get an `error`."""
     settings = RegistrySettings()
-    model = load_churn_model(model_uri or settings.champion_uri, settings)
+    uri = model_uri or settings.champion_uri
+    model = load_churn_model(uri, settings)
+    recorder = (
+        _recorder(model, uri, settings, source, model_name, model_version) if record else None
+    )
     started = time.perf_counter()
-    result = score_file(model, data, out, with_reasons=reasons)
+    try:
+        result = score_file(model, data, out, with_reasons=reasons, on_chunk=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     json_path, html_path = result.summary.write(summary)
     seconds = time.perf_counter() - started
     s = result.summary
     typer.echo(
         f"Scored {s.scored:,} customers and rejected {s.rejected:,} rows in {seconds:.1f} s "
         f"-> {out}\nSummary: {json_path} and {html_path}"
+    )
+    if recorder is not None:
+        typer.echo(f"Recorded {recorder.recorded:,} predictions in the history.")
+
+
+def _recorder(
+    model: ChurnModel,
+    uri: str,
+    settings: RegistrySettings,
+    source: str,
+    model_name: str | None,
+    model_version: str | None,
+) -> FileRecorder:
+    if source not in ("batch", "file"):
+        raise UserError(f"--source: {source!r} is not batch or file.")
+    if model_name is None or model_version is None:
+        model_name, model_version = registered_version(uri, settings)
+    history = History.open(HistorySettings())
+    spec = model.spec
+    return FileRecorder(
+        history,
+        cast(Source, source),
+        model_name,
+        model_version,
+        spec.names,
+        spec.id_column,  # type: ignore[arg-type]
     )
 
 

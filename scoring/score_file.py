@@ -7,7 +7,7 @@ Memory stays flat at any file size. A bad row never aborts the file: it is writt
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,9 @@ def score_file(
     out: Path,
     chunk_rows: int = CHUNK_ROWS,
     with_reasons: bool = True,
+    on_chunk: Callable[[pd.DataFrame], None] | None = None,
 ) -> ScoredFile:
+    """Score `data` into `out`; `on_chunk` sees each scored chunk after it is written."""
     if not data.exists():
         raise UserError(f"Data file {data} does not exist.")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +55,8 @@ def score_file(
             _require_columns(model, chunk, data)
             scored = score_chunk(model, chunk, summary, with_reasons)
             writer.write(scored)
+            if on_chunk is not None:
+                on_chunk(scored)
     finally:
         writer.close()
     if summary.scored + summary.rejected == 0:

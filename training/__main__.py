@@ -1,5 +1,5 @@
-"""Command line: synth · train · promote · score. Each command parses arguments and calls one
-function."""
+"""Command line: synth · train · promote · score · history · outcomes · performance. Each
+command parses arguments and calls one function."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from churn.errors import UserError
 from cli.runner import run
 from scoring.cli import score as score_command
 from training.settings import TrainingSettings
+
+MAX_BAD_ROWS_SHOWN = 20
+SqlTable = Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")]
+SqlQuery = Annotated[Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -53,12 +57,8 @@ def train(
     id_column: Annotated[
         Optional[str], typer.Option(help="Customer id column, kept out of the features.")
     ] = None,
-    table: Annotated[
-        Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")
-    ] = None,
-    query: Annotated[
-        Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")
-    ] = None,
+    table: SqlTable = None,
+    query: SqlQuery = None,
     categorical: Annotated[
         Optional[list[str]], typer.Option(help="Force a column to be categorical.")
     ] = None,
@@ -135,6 +135,110 @@ def promote(
 
 
 app.command("score")(score_command)
+
+
+@app.command()
+def history(
+    customer: Annotated[str, typer.Option(help="The customer id, as it was sent for scoring.")],
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many scores to show.")] = 20,
+) -> None:
+    """Print a customer's recorded scores, newest first, as GET /customers/{id}/history does."""
+    from history.store import History
+
+    page = History.open(_settings().history).customer_history(customer, limit)
+    if not page.scores:
+        typer.echo(f"No recorded scores for customer {customer!r}.")
+        return
+    typer.echo(f"{'scored at (UTC)':<28}{'version':>8}{'probability':>13}  {'tier':<8}action")
+    for score in page.scores:
+        typer.echo(
+            f"{score['scored_at']:<28}{score['model_version']:>8}"
+            f"{score['churn_probability']:>13.3f}  {score['risk_tier']:<8}{score['action']}"
+        )
+        for reason in score["reasons"] or []:
+            typer.echo(f"{'':<30}{reason}")
+    if page.next_before:
+        typer.echo(f"Older scores exist; showing the newest {limit}.")
+
+
+@app.command()
+def outcomes(
+    data: Annotated[str, typer.Option(help="CSV or Parquet file of outcomes, or a SQL URL.")],
+    id_column: Annotated[str, typer.Option(help="The customer id column.")],
+    target: Annotated[
+        str, typer.Option(help="Whether the customer churned (yes/no, true/false, 1/0, y/n).")
+    ] = "Churn",
+    observed_at: Annotated[
+        Optional[str], typer.Option(help="When it was observed; default: now, for every row.")
+    ] = None,
+    table: SqlTable = None,
+    query: SqlQuery = None,
+) -> None:
+    """Load what really happened into the history's outcomes table; bad rows are listed and
+    every good row is loaded."""
+    from history.store import History
+    from training.data import Source
+    from training.outcomes import read_outcomes, store_outcomes
+
+    read = read_outcomes(Source(data, table=table, query=query), id_column, target, observed_at)
+    stored = store_outcomes(History.open(_settings().history), read.table)
+    typer.echo(f"Loaded {stored:,} outcomes; rejected {len(read.bad_rows):,} rows.")
+    for bad in read.bad_rows[:MAX_BAD_ROWS_SHOWN]:
+        typer.echo(f"  row {bad.row}: {bad.message}")
+    if len(read.bad_rows) > MAX_BAD_ROWS_SHOWN:
+        typer.echo(f"  ... and {len(read.bad_rows) - MAX_BAD_ROWS_SHOWN:,} more.")
+
+
+@app.command()
+def performance(
+    window_days: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Days before an outcome a prediction may be made [env "
+            "CHURN_HISTORY_OUTCOME_WINDOW_DAYS].",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for performance.json and .html.")] = Path(
+        "reports/performance"
+    ),
+    model_name: Annotated[
+        Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")
+    ] = None,
+    log_to_mlflow: Annotated[
+        bool, typer.Option(help="Tag each version with realised.* and attach the page.")
+    ] = True,
+) -> None:
+    """Realised performance of each model version, from the predictions and outcomes."""
+    from history.store import History
+    from registry.client import connect
+    from training.realised import matched_predictions, realised
+    from training.realised_report import COLUMNS, Report, log_to_versions
+
+    settings = _settings(model_name=model_name)
+    window = window_days or settings.history.outcome_window_days
+    matched = matched_predictions(History.open(settings.history), settings.model_name, window)
+    if matched.empty:
+        raise UserError(
+            f"No outcome has a prediction of {settings.model_name!r} in the {window} days before "
+            "it: load outcomes with `python -m training outcomes` once predictions are recorded."
+        )
+    report = Report(settings.model_name, window, realised(matched, settings.economics))
+    json_path, html_path = report.write(out)
+    typer.echo(f"{'version':<9}" + "".join(f"{title:>18}" for _, title, _ in COLUMNS))
+    for result in report.results:
+        cells = (getattr(result, key) for key, _, _ in COLUMNS)
+        typer.echo(
+            f"v{result.model_version:<8}"
+            + "".join(
+                f"{'n/a' if value is None else shape.format(value):>18}"
+                for value, (_, _, shape) in zip(cells, COLUMNS, strict=True)
+            )
+        )
+    typer.echo(f"Report: {json_path} and {html_path}")
+    if log_to_mlflow:
+        logged = log_to_versions(connect(settings), report, html_path)
+        typer.echo(f"Logged realised.* to version(s) {', '.join(logged) or 'none'} in MLflow.")
 
 
 @app.command("champion-version")

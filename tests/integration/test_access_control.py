@@ -125,6 +125,26 @@ def test_a_key_reaches_what_its_scopes_allow_and_gets_a_403_elsewhere(
     assert _metric(guarded, "churn_predictions_total", client="scoped") == 4
 
 
+def test_history_needs_the_history_scope_and_records_who_asked(
+    guarded: Guarded, customers: pd.DataFrame
+) -> None:
+    scorer = guarded.create_key("crm-sync", "--scopes", "predict")
+    reader = guarded.create_key("retention-team", "--scopes", "history")
+    body = _body(customers.sample(1, random_state=11))
+    assert _post(guarded, "/predict", body, scorer).status_code == 200
+    history = f"{guarded.url}/customers/{body['customers'][0]['customerID']}/history"
+    assert httpx.get(history, timeout=10).status_code == 401
+    assert httpx.get(history, headers={"X-API-Key": scorer}, timeout=10).status_code == 403
+    deadline = time.monotonic() + 10
+    scores: list[dict[str, Any]] = []
+    while not scores and time.monotonic() < deadline:
+        response = httpx.get(history, headers={"X-API-Key": reader}, timeout=10)
+        assert response.status_code == 200
+        scores = response.json()["scores"]
+        time.sleep(0.2)
+    assert [score["client"] for score in scores] == ["crm-sync"]
+
+
 def test_bad_keys_get_a_401_never_a_500(guarded: Guarded, customers: pd.DataFrame) -> None:
     key = guarded.create_key("probed")
     key_id = key.split("_")[1]
@@ -213,10 +233,28 @@ def test_the_readme_curl_works_as_printed(guarded: Guarded) -> None:
     export = next(line for line in readme.splitlines() if line.startswith("export CHURN_API_KEY"))
     curl = next(line for line in readme.splitlines() if "curl -s -X POST" in line)
     port = guarded.url.rsplit(":", 1)[1]
-    script = f"{export}\n{curl.replace('localhost:3000', f'localhost:{port}')}"
+    history = next(
+        line for line in readme.splitlines() if "/customers/0001-EXAMPLE/history" in line
+    )
+    script = "\n".join(
+        [
+            export,
+            curl.replace("localhost:3000", f"localhost:{port}"),
+            "echo",
+            # The history is written within a second.
+            "for _ in $(seq 50); do",
+            f"  page=$({history.replace('localhost:3000', f'localhost:{port}')})",
+            '  case "$page" in *request_id*) break;; esac; sleep 0.2',
+            'done; echo "$page"',
+        ]
+    )
     answer = run_checked(["bash", "-euo", "pipefail", "-c", script], guarded.env)
-    [prediction] = json.loads(answer.stdout)
+    predicted, recorded = answer.stdout.strip().splitlines()
+    [prediction] = json.loads(predicted)
     assert prediction["customer_id"] == "0001-EXAMPLE"
+    page = json.loads(recorded)
+    assert page["scores"][0]["churn_probability"] == prediction["churn_probability"]
+    assert page["scores"][0]["client"] == "my-laptop"
 
 
 def test_the_demo_prints_a_curl_that_works_as_printed(guarded: Guarded) -> None:
