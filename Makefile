@@ -87,7 +87,7 @@ serve: install ## Serve the newest imported champion on http://localhost:$(CHURN
 	$(BIN)/bentoml serve . --port $(CHURN_PORT)
 
 .PHONY: demo
-demo: data train promote import-champion ## Synthetic data → train → register → promote → import → serve, API keys required
+demo: data train promote import-champion history-db ## Synthetic data → train → register → promote → import → serve, API keys required
 	@echo
 	@echo "Serving the champion on http://localhost:$(CHURN_PORT), with API keys required."
 	@echo "A key named 'demo' was made (python -m serving keys list). Try it once it says it is ready:"
@@ -124,6 +124,14 @@ bench: champion ## Max sustainable rate: this service vs `mlflow models serve` (
 bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-process (STORAGE=redis://... to count in Redis)
 	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"
 
+.PHONY: bench-history
+bench-history: champion ## History on PostgreSQL: writer rows/s, then GET /customers/{id}/history p99 over 10M rows (fails over 20 ms)
+	$(PY) -m loadtests.history_bench $(if $(ROWS),--rows $(ROWS))
+
+.PHONY: history-db
+history-db: install ## Create or update the prediction-history schema at CHURN_HISTORY_URL (default: an SQLite file)
+	$(PY) -m history migrate
+
 .PHONY: mlflow-ui
 mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://localhost:$(MLFLOW_PORT))
 	bash mlflow/serve-local.sh $(MLFLOW_PORT)
@@ -132,7 +140,7 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy churn scoring registry cli training serving service.py loadtests webhook
+	$(BIN)/mypy churn scoring registry cli training serving history service.py loadtests webhook
 
 .PHONY: lint-jenkinsfile
 lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on first use); fails on errors
@@ -188,8 +196,8 @@ deployed-model: ## Write reports/deployed-model.json: which model version this b
 	@cat $(REPORTS)/deployed-model.json
 
 .PHONY: clean
-clean: ## Remove everything the targets create but .venv: MLflow state, API keys, BentoML store, data, reports
-	rm -rf mlruns keys data reports .tools bentoml_home catboost_info .mypy_cache .ruff_cache .pytest_cache
+clean: ## Remove everything the targets create but .venv: MLflow state, API keys, prediction history, BentoML store, data, reports
+	rm -rf mlruns keys history-db data reports .tools bentoml_home catboost_info .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean

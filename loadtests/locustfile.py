@@ -6,6 +6,10 @@ instead, for the side-by-side benchmark.
 Every response is checked: status 200, one prediction per customer in order, probabilities in
 0..1. A wrong body counts as a failure. The offered rate is fixed by constant-throughput users:
 `LOADTEST_RATE` requests/s in total, spread over the users Locust starts.
+
+With `LOADTEST_ANSWERED` set to a path, each request sends its own X-Request-ID and the ids of
+the answered requests, with their customer counts, are written there at the end, so that
+loadtests/recorded.py can check every one of them is in the prediction history.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import uuid
+from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, constant_throughput, events, task
@@ -34,6 +40,9 @@ HEADERS = {
 PATH, BODY_KEY = (
     ("/predict", "customers") if API == "bentoml" else ("/invocations", "dataframe_records")
 )
+ANSWERED_FILE = os.environ.get("LOADTEST_ANSWERED", "")
+# (request id, customers) of every request answered with a good body.
+ANSWERED: list[tuple[str, int]] = []
 RECORDS: list[dict[str, Any]] = []
 # Each record as JSON, serialised once: Locust shares the machine with the service it
 # measures, so its own CPU counts.
@@ -44,6 +53,13 @@ RECORD_JSON: list[str] = []
 def _load_customers(environment: Environment, **_: Any) -> None:
     RECORDS.extend(load_records())
     RECORD_JSON.extend(json.dumps(_as_sent(record)) for record in RECORDS)
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _write_answered(environment: Environment, **_: Any) -> None:
+    if ANSWERED_FILE:
+        lines = (f"{request_id},{customers}\n" for request_id, customers in ANSWERED)
+        Path(ANSWERED_FILE).write_text("request_id,customers\n" + "".join(lines))
 
 
 def _as_sent(record: dict[str, Any]) -> dict[str, Any]:
@@ -65,10 +81,11 @@ class PredictUser(FastHttpUser):
         size = self.rng.randint(10, 100) if batch else 1
         rows = self.rng.sample(range(len(RECORDS)), size)
         customers = [RECORDS[row] for row in rows]
+        request_id = f"lt-{uuid.uuid4().hex}" if ANSWERED_FILE else ""
         with self.client.post(
             PATH,
             data=f'{{"{BODY_KEY}": [{", ".join(RECORD_JSON[row] for row in rows)}]}}',
-            headers=HEADERS,
+            headers={**HEADERS, "X-Request-ID": request_id} if request_id else HEADERS,
             name=f"{PATH} [{'10-100' if batch else 1}]",
             catch_response=True,
         ) as response:
@@ -77,3 +94,5 @@ class PredictUser(FastHttpUser):
                 response.failure(problem)
             else:
                 response.success()
+                if request_id:
+                    ANSWERED.append((request_id, size))

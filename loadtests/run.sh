@@ -7,6 +7,8 @@
 #   LOADTEST_REPORTS where the HTML and CSV reports go (default reports/loadtest)
 #   LOADTEST_API_KEY the key Locust sends; with CHURN_AUTH=required and none given, a key named
 #                   "loadtest" is made (or replaced), with a rate limit far above any test's rate
+# When it starts the service with history on (CHURN_HISTORY_ENABLED, default true), it stops the
+# service afterwards and checks that every answered request is in the history (CHURN_HISTORY_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -34,6 +36,11 @@ if [ "${CHURN_AUTH:-off}" = required ] && [ -z "${LOADTEST_API_KEY:-}" ]; then
     --rate 1000000/second --replace 2>/dev/null)"
   export LOADTEST_API_KEY
 fi
+check_history=""
+if [ -n "$server_pid" ] && [ "${CHURN_HISTORY_ENABLED:-true}" != false ]; then
+  check_history=1
+  export LOADTEST_ANSWERED="$reports/answered.csv"
+fi
 echo "Load test: $LOADTEST_RATE requests/s offered to $HOST (10 s warm-up, then 60 s)"
 if [ -n "$server_pid" ]; then
   "$bin/python" -m loadtests.service_cpu snapshot "$server_pid" "$HOST" >"$reports/service-cpu-before.json"
@@ -44,5 +51,12 @@ if [ -n "$server_pid" ]; then
   "$bin/python" -m loadtests.service_cpu report "$reports/service-cpu-before.json" "$server_pid" "$HOST" \
     | tee "$reports/service-cpu.txt"
 fi
+gate=0
 "$bin/python" -m loadtests.gate "$reports/locust_stats.csv" \
-  --min-rps "${MIN_RPS:-500}" --max-p50 "${MAX_P50_MS:-20}" --max-p99 "${MAX_P99_MS:-100}"
+  --min-rps "${MIN_RPS:-500}" --max-p50 "${MAX_P50_MS:-20}" --max-p99 "${MAX_P99_MS:-100}" || gate=$?
+if [ -n "$check_history" ]; then
+  cleanup  # the workers write what they buffered as they stop
+  server_pid=""
+  "$bin/python" -m loadtests.recorded "$LOADTEST_ANSWERED" || gate=1
+fi
+exit "$gate"
