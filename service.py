@@ -144,6 +144,7 @@ class ChurnService:
             "id_column": ID_COLUMN,
             "segments": DESCRIPTION.get("segments", []),
             "playbook_version": DESCRIPTION.get("playbook_version"),
+            "playbook": DESCRIPTION.get("playbook"),
             "deciles": DESCRIPTION.get("deciles", []),
         }
         metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))

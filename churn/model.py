@@ -16,7 +16,7 @@ from churn.deciles import Deciles
 from churn.explain import Explainer, Reason, contributions, reasons_from
 from churn.features import FeatureSpec
 from churn.linear_scorer import LinearScorer
-from churn.playbook import Playbook
+from churn.playbook import Playbook, Situation
 from churn.segments import Segmenter
 
 # Travels inside the MLflow model, so a server can read the spec without unpickling the model.
@@ -144,17 +144,19 @@ class ChurnModel(PythonModel):
         else:
             probability = self.churn_probability_prepared(features)
         tier = self.tiers.assign(probability)
+        decile = self.insight.deciles.assign(probability)
         segment_id = self.insight.segments.assign(features)
-        segment = self.insight.segments.names[segment_id]
         value = self.insight.value.of(features)
-        recommended = self.insight.playbook.recommend(probability, value, tier, segment, reasons)
+        recommended = self.insight.playbook.recommend(
+            probability, value, Situation(tier, decile, segment_id, reasons, features)
+        )
         return Decisions(
             probability=probability,
             churn=probability >= self.threshold,
             tier=tier,
-            decile=self.insight.deciles.assign(probability),
+            decile=decile,
             segment_id=segment_id,
-            segment=segment,
+            segment=self.insight.segments.names[segment_id],
             action=recommended.action,
             expected_value=recommended.expected_value,
             customer_value=value,
@@ -177,6 +179,7 @@ class ChurnModel(PythonModel):
             "deciles": list(self.insight.deciles.cutoffs),
             "segments": self.insight.segments.describe(),
             "playbook_version": self.insight.playbook.version,
+            "playbook": self.insight.playbook.describe(),
             "customer_value": asdict(self.insight.value),
             "feature_spec": self.spec.to_dict(),
         }

@@ -1,11 +1,12 @@
 """Behavioural segments: the nearest KMeans centroid of scaled numerics and one-hot levels.
 
-training/segmentation.py fits the centroids and names each segment from its profile.
+training/segmentation.py fits the centroids, numbers the segments by churn rate (0 is the
+riskiest) and names each by the traits most of its members share.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from churn.columns import Table
 from churn.features import numeric_matrix
+from churn.traits import Trait
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class SegmentProfile:
     churn_rate: float
     numeric_means: dict[str, float]
     top_levels: dict[str, str]
+    # What most members share, checked on the training split; the name says these.
+    traits: tuple[Trait, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        described = asdict(self)
+        described["traits"] = [{**asdict(t), "phrase": t.phrase} for t in self.traits]
+        return described
 
 
 @dataclass(frozen=True)
@@ -81,4 +90,4 @@ class Segmenter:
         return np.asarray(distances.argmin(axis=1))
 
     def describe(self) -> list[dict[str, Any]]:
-        return [p.__dict__ for p in self.profiles]
+        return [profile.describe() for profile in self.profiles]

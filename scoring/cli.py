@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional, cast
+from typing import TYPE_CHECKING, Annotated, Optional, cast
 
-import mlflow
 import typer
 
 from churn.errors import UserError
-from churn.model import ChurnModel
 from cli.runner import run
-from history.records import Source
-from history.settings import HistorySettings
-from history.store import History
-from registry.client import connect
 from registry.settings import RegistrySettings
-from scoring.record import FileRecorder, registered_version
-from scoring.score_file import score_file
+
+if TYPE_CHECKING:
+    from churn.model import ChurnModel
+    from scoring.record import FileRecorder
+
+# MLflow, the model and the history are imported by the commands that use them: a mistake in a
+# setting or an option is then reported in a second, not after importing MLflow.
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def load_churn_model(uri: str, settings: RegistrySettings) -> ChurnModel:
+    import mlflow
+
+    from registry.client import connect
+
     if ":/" in uri:  # a registry or run URI; a local model folder needs no tracking store
         connect(settings)
     try:
@@ -66,6 +69,8 @@ def score(
     )
     started = time.perf_counter()
     try:
+        from scoring.score_file import score_file
+
         result = score_file(model, data, out, with_reasons=reasons, on_chunk=recorder)
     finally:
         if recorder is not None:
@@ -89,6 +94,11 @@ def _recorder(
     model_name: str | None,
     model_version: str | None,
 ) -> FileRecorder:
+    from history.records import Source
+    from history.settings import HistorySettings
+    from history.store import History
+    from scoring.record import FileRecorder, registered_version
+
     if source not in ("batch", "file"):
         raise UserError(f"--source: {source!r} is not batch or file.")
     if model_name is None or model_version is None:

@@ -10,6 +10,7 @@ import pytest
 from churn.features import infer_spec
 from churn.model import ChurnModel
 from training.data import validate
+from training.playbooks import choose_playbook
 from training.settings import TrainingSettings
 from training.synth import synthesize
 from training.train import fit_candidates, fit_insight, split
@@ -45,6 +46,7 @@ def trained(customers: pd.DataFrame) -> dict[str, ChurnModel]:
     table = validate(customers, "Churn", "customerID", min_rows=100)
     spec = infer_spec(table.features, "customerID", "Churn")
     data = split(table, seed=42)
+    playbook = choose_playbook(spec)
     models = {}
     for result in fit_candidates(spec, data, 42, settings):
         models[result.candidate.name] = ChurnModel(
@@ -53,6 +55,6 @@ def trained(customers: pd.DataFrame) -> dict[str, ChurnModel]:
             candidate=result.candidate.name,
             threshold=result.threshold,
             tiers=result.tiers,
-            insight=fit_insight(result, spec, data, 42, settings),
+            insight=fit_insight(result, spec, data, 42, settings, playbook),
         )
     return models

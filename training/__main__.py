@@ -35,13 +35,19 @@ def synth(
     out: Annotated[Path, typer.Option(help="Output .csv or .parquet file.")] = Path(
         "data/customers.csv"
     ),
+    shape: Annotated[
+        str,
+        typer.Option(help="telco (the IBM Telco columns, target Churn) or bank (target Exited)."),
+    ] = "telco",
 ) -> None:
-    """Write a deterministic synthetic customer table with the IBM Telco schema."""
+    """Write a deterministic synthetic customer table with the IBM Telco or a bank's schema."""
     from training.synth import write_synthetic
 
+    if shape not in ("telco", "bank"):
+        raise UserError(f"--shape: {shape!r} is not telco or bank.")
     started = time.perf_counter()
-    table = write_synthetic(rows, seed, out)
-    churn_rate = (table["Churn"] == "Yes").mean()
+    table = write_synthetic(rows, seed, out, "telco" if shape == "telco" else "bank")
+    churn_rate = (table["Churn"] == "Yes").mean() if shape == "telco" else table["Exited"].mean()
     typer.echo(
         f"Wrote {len(table):,} customers to {out} in {time.perf_counter() - started:.1f} s "
         f"(churn rate {churn_rate:.1%})."
@@ -72,13 +78,32 @@ def train(
         Optional[str], typer.Option(help="MLflow experiment [env CHURN_EXPERIMENT].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split and the models.")] = 42,
+    playbook_missing: Annotated[
+        Optional[str],
+        typer.Option(
+            help="refuse (exit 2) or skip the playbook rules naming columns the table lacks "
+            "[env CHURN_PLAYBOOK_MISSING; default refuse]."
+        ),
+    ] = None,
+    campaign_results: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="CSV of a past campaign (id column, action, accepted): measured acceptance "
+            "rates replace the playbook's."
+        ),
+    ] = None,
 ) -> None:
     """Train the candidates, log them to MLflow and register the winner."""
+    if playbook_missing not in (None, "refuse", "skip"):
+        raise UserError(f"--playbook-missing: {playbook_missing!r} is not refuse or skip.")
+    settings = _settings(
+        model_name=model_name, experiment=experiment, playbook_missing=playbook_missing
+    )
+    # Imported once the settings are known to be good: MLflow and the models take seconds.
     from training.data import Source
     from training.metrics_table import metrics_table
     from training.train import train as run_training
 
-    settings = _settings(model_name=model_name, experiment=experiment)
     result = run_training(
         Source(data, table=table, query=query),
         target=target,
@@ -87,6 +112,7 @@ def train(
         settings=settings,
         categorical=tuple(categorical or ()),
         numeric=tuple(numeric or ()),
+        campaign_results=campaign_results,
     )
     typer.echo(metrics_table(result))
     typer.echo(f"\nWinner: {result.winner}  run {result.model_run_id}")

@@ -1,25 +1,37 @@
-"""Fit behavioural segments on the training split: k by silhouette, each named by its profile."""
+"""Fit behavioural segments on the training split: k by silhouette, ids by churn rate, and each
+named by the traits most of its members share."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from churn.features import FeatureSpec
+from churn.features import MISSING_CATEGORY, FeatureSpec
 from churn.segments import Segmenter, SegmentProfile
+from churn.traits import Trait, binary_levels
 
 K_RANGE = range(3, 7)
 DEFAULT_K = 4
 SILHOUETTE_SAMPLE = 4000
 MAX_ONE_HOT_LEVELS = 12
+# A trait names a segment only when at least this share of its members have it ...
+MIN_SHARE = 0.6
+# ... and it is this many times as common in the segment as in everyone.
+MIN_LIFT = 1.2
+MAX_TRAITS = 3
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+UNNAMED = "mixed profile"
 
 
 def fit_segments(
     spec: FeatureSpec, features: pd.DataFrame, churned: np.ndarray, seed: int, k: int | None = None
 ) -> Segmenter:
-    """Fit on the training split only; k is the best silhouette in 3..6 unless given."""
+    """Fit on the training split only; k is the best silhouette in 3..6 unless given. Segment 0
+    has the highest observed churn rate, segment 1 the next, and so on."""
     numeric = tuple(spec.numeric)
     numbers = features[list(numeric)].to_numpy(dtype=float)
     medians = np.nanmedian(numbers, axis=0) if numeric else np.zeros(0)
@@ -44,25 +56,85 @@ def fit_segments(
             scores[candidate] = float(silhouette_score(sample, labels))
         k = max(scores, key=lambda c: scores[c]) if scores else DEFAULT_K
     model = KMeans(k, n_init=4, random_state=seed).fit(encoded)
-    labels = model.labels_
+    rates = np.array([churned[model.labels_ == s].mean() for s in range(k)])
+    order = np.argsort(-np.nan_to_num(rates, nan=-1.0), kind="stable")
+    new_id = np.empty(k, dtype=np.intp)
+    new_id[order] = np.arange(k)
+    labels = new_id[model.labels_]
     profiles = _profiles(spec, features, churned, labels, k)
-    return Segmenter(
-        numeric, means, scales, medians, one_hot, model.cluster_centers_, profiles, scores
-    )
+    centroids = model.cluster_centers_[order]
+    return Segmenter(numeric, means, scales, medians, one_hot, centroids, profiles, scores)
+
+
+def candidate_traits(spec: FeatureSpec, features: pd.DataFrame) -> list[Trait]:
+    """Every trait a segment could be named by: each numeric at or beyond its population
+    deciles and quartiles, each level, and both sides of each yes/no or 0/1 flag."""
+    traits: list[Trait] = []
+    for name in spec.numeric:
+        values = features[name].to_numpy(dtype=float)
+        known = values[~np.isnan(values)]
+        if known.size == 0:
+            continue
+        if set(np.unique(known).tolist()) <= {0.0, 1.0}:
+            traits += [Trait(name, "flag", True), Trait(name, "flag", False)]
+            continue
+        bounds = sorted({_rounded(float(np.quantile(known, q))) for q in QUANTILES})
+        for bound in bounds:
+            traits += [Trait(name, "at_most", bound), Trait(name, "at_least", bound)]
+    for name in spec.categorical:
+        levels = [str(level) for level in features[name].value_counts().index[:MAX_ONE_HOT_LEVELS]]
+        levels = [level for level in levels if level != MISSING_CATEGORY]
+        true_levels = binary_levels(set(levels))
+        if true_levels is not None:
+            traits += [
+                Trait(name, "flag", True, true_levels),
+                Trait(name, "flag", False, true_levels),
+            ]
+        else:
+            traits += [Trait(name, "level", level) for level in levels]
+    return traits
+
+
+def defining_traits(candidates: list[Trait], holds: np.ndarray, members: np.ndarray) -> list[Trait]:
+    """The traits that set `members` apart: true of at least MIN_SHARE of them and at least
+    MIN_LIFT times as common as in everyone; one per feature, the most distinctive first."""
+    if not members.any():
+        return []
+    population = holds.mean(axis=1)
+    shares = holds[:, members].mean(axis=1)
+    best: dict[str, tuple[float, Trait]] = {}
+    for trait, share, overall in zip(candidates, shares.tolist(), population.tolist(), strict=True):
+        if share < MIN_SHARE or overall == 0 or share / overall < MIN_LIFT:
+            continue
+        lift = share / overall
+        found = replace(trait, share=round(share, 4), population_share=round(overall, 4))
+        held = best.get(trait.feature)
+        if held is None or (lift, found.share) > (held[0], held[1].share):
+            best[trait.feature] = (lift, found)
+    ranked = sorted(best.values(), key=lambda item: (-item[0], -item[1].share, item[1].feature))
+    # Telco's six add-on columns all have the level "No internet service": say it once.
+    traits, phrases = [], set()
+    for _, trait in ranked:
+        if trait.phrase.lower() not in phrases:
+            phrases.add(trait.phrase.lower())
+            traits.append(trait)
+    return traits
 
 
 def _profiles(
     spec: FeatureSpec, features: pd.DataFrame, churned: np.ndarray, labels: np.ndarray, k: int
 ) -> tuple[SegmentProfile, ...]:
-    overall = {name: features[name].astype(float).mean() for name in spec.numeric}
-    spread = {name: features[name].astype(float).std() or 1.0 for name in spec.numeric}
+    candidates = candidate_traits(spec, features)
+    holds = np.array([trait.holds(features) for trait in candidates], dtype=bool).reshape(
+        len(candidates), len(features)
+    )
     profiles: list[SegmentProfile] = []
     used: set[str] = set()
     for segment in range(k):
-        members = features[labels == segment]
-        means = {name: float(members[name].astype(float).mean()) for name in spec.numeric}
-        top_levels = {name: str(members[name].mode().iloc[0]) for name in spec.categorical}
-        name = _name(spec, features, members, means, overall, spread, used)
+        in_segment = labels == segment
+        members = features[in_segment]
+        traits = defining_traits(candidates, holds, in_segment)
+        name, named_by = _unique_name(traits, segment, used)
         used.add(name)
         profiles.append(
             SegmentProfile(
@@ -70,45 +142,29 @@ def _profiles(
                 name=name,
                 size=len(members),
                 share=len(members) / len(features),
-                churn_rate=float(churned[labels == segment].mean()) if len(members) else 0.0,
-                numeric_means=means,
-                top_levels=top_levels,
+                churn_rate=float(churned[in_segment].mean()) if len(members) else 0.0,
+                numeric_means={n: float(members[n].astype(float).mean()) for n in spec.numeric},
+                top_levels={n: str(members[n].mode().iloc[0]) for n in spec.categorical},
+                traits=named_by,
             )
         )
     return tuple(profiles)
 
 
-def _name(
-    spec: FeatureSpec,
-    everyone: pd.DataFrame,
-    members: pd.DataFrame,
-    means: dict[str, float],
-    overall: dict[str, float],
-    spread: dict[str, float],
-    used: set[str],
-) -> str:
-    """e.g. "low-tenure Month-to-month Fiber optic customers": the most distinctive traits."""
-    words = []
-    if spec.numeric:
-        z = {n: (means[n] - overall[n]) / spread[n] for n in spec.numeric}
-        strongest = max(z, key=lambda n: abs(z[n]))
-        words.append(f"{'high' if z[strongest] > 0 else 'low'}-{strongest}")
-    lifts = []
-    for name in spec.categorical:
-        share_here = members[name].value_counts(normalize=True).to_dict()
-        share_all = everyone[name].value_counts(normalize=True).to_dict()
-        for level, share in share_here.items():
-            lift = float(share) / float(share_all[level])
-            # Common and over-represented: a trait of this segment, not of everyone.
-            if share >= 0.5 and lift >= 1.25 and not str(level).startswith(("No", "__")):
-                # "Yes" alone says nothing: name the column instead ("StreamingTV").
-                generic = str(level).lower() in {"yes", "true", "1", "y"}
-                lifts.append((lift, str(name) if generic else str(level)))
-    for _, level in sorted(lifts, reverse=True)[:2]:
-        words.append(level)
-    name = " ".join([*words, "customers"])
-    suffix = 2
-    while name in used:
-        name = f"{' '.join(words)} customers ({suffix})"
-        suffix += 1
-    return name
+def _unique_name(
+    traits: list[Trait], segment: int, used: set[str]
+) -> tuple[str, tuple[Trait, ...]]:
+    """The phrases of the first MAX_TRAITS traits, or of more when that name is taken (the id
+    as a last resort), and the traits it names."""
+    for count in range(min(MAX_TRAITS, len(traits)), len(traits) + 1):
+        named_by = tuple(traits[:count])
+        name = ", ".join(trait.phrase for trait in named_by) or UNNAMED
+        if name not in used:
+            return name, named_by
+    named_by = tuple(traits[:MAX_TRAITS])
+    return f"{', '.join(t.phrase for t in named_by) or UNNAMED} (segment {segment})", named_by
+
+
+def _rounded(value: float) -> float:
+    """Two significant digits, so a name says "tenure 12 or less", not "11.87 or less"."""
+    return float(f"{value:.2g}")

@@ -36,7 +36,10 @@ class TrainingSettings(RegistrySettings):
     catboost_iterations: PositiveInt = 2000
     catboost_threads: int = Field(default=-1, description="-1 uses every core")
     min_rows: PositiveInt = 200
-    playbook: Path = Path(__file__).parent / "playbook.yaml"
+    # None: the first shipped playbook whose columns the table has (training/playbooks.py).
+    playbook: Path | None = None
+    # A playbook naming columns the table lacks is refused, or loses those rules ("skip").
+    playbook_missing: Literal["refuse", "skip"] = "refuse"
     # e.g. "MonthlyCharges * 12"; without one, every customer is worth economics.customer_value.
     customer_value_formula: str | None = None
     segments_k: int | None = Field(default=None, ge=3, le=6, description="None: best silhouette")

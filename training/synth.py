@@ -1,8 +1,10 @@
-"""Deterministic synthetic customer table with the IBM Telco schema."""
+"""Deterministic synthetic customer tables: the IBM Telco schema, or a retail bank's (the public
+Churn_Modelling layout), so that insights are tried on more than one shape of table."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,10 @@ INTERNET_ADDONS = (
 )
 # Chosen so that the default mix of customers churns at about 25%, like the real table (26.5%).
 CHURN_INTERCEPT = -2.55
+# The bank table churns at about 20%, as the public one does.
+BANK_INTERCEPT = -2.8
+GEOGRAPHIES = np.array(["France", "Germany", "Spain"])
+Shape = Literal["telco", "bank"]
 
 
 def synthesize(rows: int, seed: int) -> pd.DataFrame:
@@ -105,6 +111,54 @@ def synthesize(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
+def synthesize_bank(rows: int, seed: int) -> pd.DataFrame:
+    """`rows` bank customers (CustomerId ... Exited, 0/1 flags as in the public table) whose
+    churn rises with age, inactivity, a single product and a German address."""
+    rng = np.random.default_rng(seed)
+    geography = rng.choice(3, rows, p=[0.5, 0.25, 0.25])
+    female = rng.random(rows) < 0.45
+    age = np.clip(rng.lognormal(np.log(37.0), 0.25, rows), 18, 92).round().astype(np.int64)
+    tenure = rng.integers(0, 11, rows)
+    balance = (
+        np.where(
+            (rng.random(rows) < 0.36) & (geography != 1), 0.0, rng.normal(120_000, 30_000, rows)
+        )
+        .clip(0)
+        .round(2)
+    )
+    products = rng.choice([1, 2, 3, 4], rows, p=[0.51, 0.46, 0.027, 0.003])
+    has_card = (rng.random(rows) < 0.7).astype(np.int64)
+    active = (rng.random(rows) < 0.52).astype(np.int64)
+    logit = (
+        BANK_INTERCEPT
+        + 0.07 * (age - 38)
+        + np.array([0.0, 0.75, 0.0])[geography]
+        + 0.5 * female
+        + 0.9 * (1 - active)
+        + np.array([0.0, 0.6, -0.9, 2.6, 4.0])[products]
+        + 0.25 * (balance > 0)
+        - 0.02 * tenure
+        + rng.normal(0.0, 0.4, rows)
+    )
+    exited = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+    return pd.DataFrame(
+        {
+            "CustomerId": 15_000_000 + rng.permutation(max(rows, 1) * 10)[:rows],
+            "CreditScore": np.clip(rng.normal(650, 97, rows), 350, 850).round().astype(np.int64),
+            "Geography": GEOGRAPHIES[geography],
+            "Gender": np.where(female, "Female", "Male"),
+            "Age": age,
+            "Tenure": tenure,
+            "Balance": balance,
+            "NumOfProducts": products,
+            "HasCrCard": has_card,
+            "IsActiveMember": active,
+            "EstimatedSalary": rng.uniform(11.58, 199_992.48, rows).round(2),
+            "Exited": exited,
+        }
+    )
+
+
 def _customer_ids(rng: np.random.Generator, rows: int) -> np.ndarray:
     digits = rng.permutation(max(rows, 1) * 10)[:rows]
     letters = rng.integers(0, 26, size=(rows, 5)).astype(np.uint8) + ord("A")
@@ -112,7 +166,7 @@ def _customer_ids(rng: np.random.Generator, rows: int) -> np.ndarray:
     return np.char.add(np.char.add(np.char.zfill(digits.astype(str), 7), "-"), suffix)
 
 
-def write_synthetic(rows: int, seed: int, out: Path) -> pd.DataFrame:
-    table = synthesize(rows, seed)
+def write_synthetic(rows: int, seed: int, out: Path, shape: Shape = "telco") -> pd.DataFrame:
+    table = synthesize(rows, seed) if shape == "telco" else synthesize_bank(rows, seed)
     write_table(table, out)
     return table

@@ -26,12 +26,14 @@ from churn.explain import Explainer
 from churn.features import FeatureSpec, infer_spec
 from churn.linear_scorer import LinearScorer
 from churn.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
-from churn.playbook import load_playbook
+from churn.playbook import Playbook
 from registry.client import connect
 from training import plots
+from training.campaign import CampaignResults, measured_playbook, read_campaign
 from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regression
 from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
+from training.playbooks import choose_playbook
 from training.segmentation import fit_segments
 from training.settings import TrainingSettings
 
@@ -144,10 +146,21 @@ def train(
     settings: TrainingSettings,
     categorical: tuple[str, ...] = (),
     numeric: tuple[str, ...] = (),
+    campaign_results: Path | None = None,
 ) -> TrainingResult:
+    """`campaign_results`: a past campaign's customer id, action and accepted, whose measured
+    acceptance rates replace the playbook's assumed ones."""
     table = validate(read_table(source), target, id_column, settings.min_rows)
     spec = infer_spec(table.features, id_column, target, categorical, numeric)
     log.info("Label mapping for %r: %s", target, table.label_mapping)
+    # Checked before any model is fitted, so a playbook naming absent columns fails at once.
+    playbook = choose_playbook(spec, settings.playbook, settings.playbook_missing)
+    campaign = None
+    if campaign_results is not None:
+        campaign = read_campaign(campaign_results, id_column or "customer_id")
+        for bad in campaign.bad_rows:
+            log.warning("Campaign results, row %d skipped: %s", bad.row, bad.message)
+        playbook = measured_playbook(playbook, campaign)
     data = split(table, seed)
     results = fit_candidates(spec, data, seed, settings)
     winner = pick_winner(results)
@@ -173,7 +186,7 @@ def train(
         mlflow.set_tag("winner", winner.candidate.name)
         mlflow.log_metrics({f"winner.test.{k}": v for k, v in winner.test.as_dict().items()})
 
-    version = _register(winner, spec, data, seed, settings)
+    version = _register(winner, spec, data, seed, settings, playbook, campaign)
     return TrainingResult(
         parent_run_id=parent.info.run_id,
         model_run_id=winner.run_id,
@@ -228,9 +241,15 @@ def _log_candidate(
 
 
 def fit_insight(
-    winner: CandidateResult, spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings
+    winner: CandidateResult,
+    spec: FeatureSpec,
+    data: Split,
+    seed: int,
+    settings: TrainingSettings,
+    playbook: Playbook,
 ) -> Insight:
-    """Segments, deciles, playbook and customer value, all from the training split only.
+    """Segments, deciles and customer value from the training split only, and the playbook
+    with its segment traits resolved into this model's segment ids.
 
     The explainer's look-up table is the exception: every known customer fills it, so that fewer
     new customers land in a leaf it lacks (its values are CatBoost's own either way).
@@ -239,10 +258,12 @@ def fit_insight(
     known = spec.prepare(pd.concat([data.train, data.valid, data.test]))
     value = CustomerValue(settings.customer_value_formula, settings.economics.customer_value)
     value.check(train)
+    segments = fit_segments(spec, train, data.y_train, seed, settings.segments_k)
+    traits_of = {p.segment_id: {t.feature for t in p.traits} for p in segments.profiles}
     return Insight(
         deciles=Deciles.from_scores(winner.candidate.churn_probability(train)),
-        segments=fit_segments(spec, train, data.y_train, seed, settings.segments_k),
-        playbook=load_playbook(settings.playbook),
+        segments=segments,
+        playbook=playbook.for_segments(traits_of),
         value=value,
         explainer=explainer_for(winner.candidate.estimator, spec, known),
     )
@@ -263,6 +284,8 @@ def _register(
     data: Split,
     seed: int,
     settings: TrainingSettings,
+    playbook: Playbook,
+    campaign: CampaignResults | None,
 ) -> str:
     model = ChurnModel(
         spec=spec,
@@ -270,7 +293,7 @@ def _register(
         candidate=winner.candidate.name,
         threshold=winner.threshold,
         tiers=winner.tiers,
-        insight=fit_insight(winner, spec, data, seed, settings),
+        insight=fit_insight(winner, spec, data, seed, settings, playbook),
     )
     example = spec.prepare(pd.DataFrame([spec.example]))  # never a real customer's row
     signature = infer_signature(example, model.churn_probability(example))
@@ -290,10 +313,17 @@ def _register(
         )
         mlflow.log_dict({"segments": model.insight.segments.describe()}, "insight/segments.json")
         mlflow.log_dict(model.insight.playbook.source, "insight/playbook.yaml")
+        mlflow.log_dict(model.insight.playbook.describe(), "insight/playbook_as_used.json")
+        segments = model.insight.segments
+        mlflow.log_metrics({f"segments.silhouette.k{k}": s for k, s in segments.silhouette.items()})
+        if campaign is not None:
+            mlflow.log_metrics(_acceptance_metrics(campaign))
         mlflow.log_params(
             {
+                "playbook": model.insight.playbook.name,
                 "playbook_version": model.insight.playbook.version,
-                "segments": len(model.insight.segments.profiles),
+                "playbook_dropped_rules": "; ".join(model.insight.playbook.dropped_rules) or "none",
+                "segments": len(segments.profiles),
                 "customer_value": settings.customer_value_formula
                 or settings.economics.customer_value,
             }
@@ -306,6 +336,22 @@ def _register(
     client = mlflow.MlflowClient()
     tags = {f"test.{k}": f"{v:.6g}" for k, v in winner.test.as_dict().items()}
     tags |= {"candidate": winner.candidate.name, "threshold": f"{winner.threshold:.6g}"}
+    tags |= {"playbook": f"{playbook.name} {playbook.version}"}
+    if playbook.dropped_rules:
+        tags["playbook.dropped_rules"] = "; ".join(playbook.dropped_rules)
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version, key, value)
     return version
+
+
+def _acceptance_metrics(campaign: CampaignResults) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for name, estimate in campaign.acceptance.items():
+        low, high = estimate.interval
+        metrics |= {
+            f"acceptance.{name}.rate": estimate.rate,
+            f"acceptance.{name}.low": low,
+            f"acceptance.{name}.high": high,
+            f"acceptance.{name}.offered": float(estimate.offered),
+        }
+    return metrics

@@ -308,6 +308,11 @@ def test_predictions_carry_decile_segment_and_action(
     ).json()
     card = httpx.get(f"{served.url}/model", timeout=10).json()
     segment_names = {s["segment_id"]: s["name"] for s in card["segments"]}
+    for segment in card["segments"]:
+        assert segment["size"] > 0 and 0 <= segment["churn_rate"] <= 1
+        assert segment["name"] == ", ".join(trait["phrase"] for trait in segment["traits"])
+        assert all(trait["share"] >= 0.6 for trait in segment["traits"])
+    assert card["playbook"]["name"] == "telco" and card["playbook"]["rules"]
     for prediction in predictions:
         assert 1 <= prediction["decile"] <= 10
         assert prediction["segment"] == segment_names[prediction["segment_id"]]

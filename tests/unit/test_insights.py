@@ -11,11 +11,10 @@ from catboost import CatBoostClassifier
 
 from churn.columns import Columns
 from churn.deciles import Deciles
-from churn.errors import UserError
 from churn.explain import contributions, reason_texts
 from churn.linear_scorer import LinearScorer
 from churn.model import ChurnModel, Insight
-from churn.playbook import NO_ACTION, parse_playbook
+from churn.playbook import NO_ACTION
 from churn.segments import Segmenter
 
 CANDIDATES = ["logistic_regression", "catboost"]
@@ -90,7 +89,7 @@ def test_scored_files_spell_out_the_same_reasons_as_the_api(
     assert list(reason_texts(matrix, model.spec, features)) == expected
 
 
-def test_segments_are_fitted_on_the_training_split_and_named(
+def test_segments_are_fitted_on_the_training_split_numbered_by_risk_and_named(
     trained: dict[str, ChurnModel], customers: pd.DataFrame
 ) -> None:
     segments = trained["catboost"].insight.segments
@@ -99,10 +98,11 @@ def test_segments_are_fitted_on_the_training_split_and_named(
     assert len(segments.profiles) == max(segments.silhouette, key=lambda k: segments.silhouette[k])
     assert sum(p.size for p in segments.profiles) == int(len(customers) * 0.6)
     names = [p.name for p in segments.profiles]
-    assert len(set(names)) == len(names) and all(
-        n.endswith(")") or n.endswith("customers") for n in names
-    )
-    assert all(0 <= p.churn_rate <= 1 for p in segments.profiles)
+    assert len(set(names)) == len(names)
+    assert all(p.name == ", ".join(t.phrase for t in p.traits) for p in segments.profiles)
+    rates = [p.churn_rate for p in segments.profiles]
+    assert rates == sorted(rates, reverse=True)
+    assert [p.segment_id for p in segments.profiles] == list(range(len(segments.profiles)))
 
 
 def test_every_decision_carries_decile_segment_and_action(
@@ -193,65 +193,3 @@ def test_segments_encode_scaled_numerics_and_one_column_per_kept_level(table: st
 def test_deciles_follow_the_training_population() -> None:
     deciles = Deciles.from_scores(np.linspace(0, 1, 1001))
     assert deciles.assign(np.array([0.99, 0.85, 0.5, 0.05])).tolist() == [1, 2, 5, 10]
-
-
-PLAYBOOK = {
-    "version": "test",
-    "actions": {
-        "call": {"cost": 10, "acceptance_rate": 0.5},
-        "discount": {"cost": 100, "acceptance_rate": 0.8},
-    },
-    "rules": [
-        {"when": {"tier": ["high"]}, "offer": ["discount", "call"]},
-        {"when": {"reason": ["Contract"]}, "offer": ["call"]},
-        {"when": {"segment": ["fibre"]}, "offer": ["discount"]},
-    ],
-}
-
-
-@pytest.mark.parametrize(
-    ("probability", "value", "tier", "segment", "reason", "action", "expected_value"),
-    [
-        (0.9, 1000.0, "high", "x", "tenure", "discount", 0.9 * 1000 * 0.8 - 100),
-        (0.9, 100.0, "high", "x", "tenure", "call", 0.9 * 100 * 0.5 - 10),
-        (0.3, 1000.0, "low", "x", "Contract", "call", 0.3 * 1000 * 0.5 - 10),
-        (0.3, 1000.0, "low", "new fibre customers", "tenure", "discount", 0.3 * 1000 * 0.8 - 100),
-        (0.01, 1000.0, "high", "x", "Contract", NO_ACTION, 0.0),  # every action loses money
-        (0.9, 1000.0, "low", "x", "tenure", NO_ACTION, 0.0),  # no rule matches
-    ],
-)
-def test_the_playbook_picks_the_action_worth_most(
-    probability: float,
-    value: float,
-    tier: str,
-    segment: str,
-    reason: str,
-    action: str,
-    expected_value: float,
-) -> None:
-    playbook = parse_playbook(PLAYBOOK)
-    result = playbook.recommend(
-        np.array([probability]),
-        np.array([value]),
-        np.array([tier]),
-        np.array([segment]),
-        np.array([reason]),
-    )
-    assert result.action[0] == action
-    assert result.expected_value[0] == pytest.approx(expected_value)
-
-
-@pytest.mark.parametrize(
-    ("broken", "message"),
-    [
-        ({"actions": {}}, "'actions' and 'rules'"),
-        (
-            {**PLAYBOOK, "actions": {"call": {"cost": "lots", "acceptance_rate": 0.5}}},
-            "numeric cost",
-        ),
-        ({**PLAYBOOK, "rules": [{"offer": ["refund"]}]}, "unknown actions"),
-    ],
-)
-def test_a_broken_playbook_is_named(broken: dict[str, object], message: str) -> None:
-    with pytest.raises(UserError, match=message):
-        parse_playbook(broken)
