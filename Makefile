@@ -140,7 +140,7 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy churn scoring registry cli training serving history service.py loadtests webhook
+	$(BIN)/mypy churn scoring registry cli training serving history monitoring service.py loadtests webhook
 
 .PHONY: lint-jenkinsfile
 lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on first use); fails on errors

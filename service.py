@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
+from bentoml._internal.context import server_context
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -24,18 +25,20 @@ from mlflow.models import Model as MLflowModel
 
 from churn.errors import UserError
 from churn.model import ChurnModel
+from history.drift_counts import DriftCounter
 from history.records import ScoredBatch
 from history.store import History
 from serving import metrics, quiet_client_errors
 from serving.authenticate import Authenticate
 from serving.body_limit import BodyLimit
-from serving.champion import example_customer, model_description
+from serving.champion import champion_version, example_customer, model_description
 from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
 from serving.key_cache import KeyCache
 from serving.key_store import KeyStore
 from serving.limiter import Limiter
+from serving.monitor import Monitor
 from serving.pepper import pepper_for
 from serving.rate_limit import RateLimit
 from serving.readiness import can_score
@@ -148,10 +151,27 @@ class ChurnService:
             "deciles": DESCRIPTION.get("deciles", []),
         }
         metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
+        reference = self.model.insight.reference
         self.history = _open_history() if SETTINGS.history.enabled else None
-        self.recorder = self.history.writer(metrics.history_events()) if self.history else None
-        if self.recorder is not None:
+        self.recorder = self.monitor = None
+        if self.history is not None:
+            drift = (
+                None
+                if reference is None
+                else DriftCounter(self.model.spec, reference, self.version)
+            )
+            self.recorder = self.history.writer(metrics.history_events(), drift)
             self.recorder.start()
+            if SETTINGS.monitor and server_context.worker_index in (None, 1):
+                self.monitor = Monitor(
+                    self.history,
+                    SETTINGS.drift,
+                    reference,
+                    self.info["name"],
+                    self.version,
+                    partial(champion_version, SETTINGS),
+                )
+                self.monitor.start()
         if FAST_PREDICT is not None:
             FAST_PREDICT.bind(self.predictions)
         # Everything loaded so far lives as long as the worker; a full collection that walks it
@@ -164,6 +184,8 @@ class ChurnService:
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def _write_remaining_history(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         if self.recorder is not None:
             self.recorder.close()
 
@@ -192,7 +214,7 @@ class ChurnService:
         which request."""
         records = customer_columns(customers)
         decisions = self.model.decide(records)
-        metrics.record_predictions(decisions.probability, decisions.tier, clients)
+        metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
         # Whole columns to Python values at once: numpy scalars one by one cost more.
         answers = zip(
             customers,

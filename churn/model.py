@@ -17,6 +17,7 @@ from churn.explain import Explainer, Reason, contributions, reasons_from
 from churn.features import FeatureSpec
 from churn.linear_scorer import LinearScorer
 from churn.playbook import Playbook, Situation
+from churn.reference import ReferenceProfile
 from churn.segments import Segmenter
 
 # Travels inside the MLflow model, so a server can read the spec without unpickling the model.
@@ -82,6 +83,8 @@ class Insight:
     playbook: Playbook
     value: CustomerValue
     explainer: Explainer
+    # What drift is measured against (monitoring/drift.py).
+    reference: ReferenceProfile | None = None
 
 
 class ChurnModel(PythonModel):
@@ -182,6 +185,9 @@ class ChurnModel(PythonModel):
             "playbook": self.insight.playbook.describe(),
             "customer_value": asdict(self.insight.value),
             "feature_spec": self.spec.to_dict(),
+            "reference": None
+            if self.insight.reference is None
+            else self.insight.reference.to_dict(),
         }
 
 

@@ -12,7 +12,7 @@ from churn.errors import UserError
 
 QUIET_LOGGERS = ("alembic", "mlflow.store", "urllib3")
 # Settings classes whose variables do not start with plain CHURN_.
-ENV_PREFIXES = {"HistorySettings": "CHURN_HISTORY_"}
+ENV_PREFIXES = {"HistorySettings": "CHURN_HISTORY_", "DriftSettings": "CHURN_DRIFT_"}
 
 
 def run(app: typer.Typer) -> None:

@@ -30,6 +30,16 @@ GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1
 """
 SUMMARY_DIMENSIONS = ("model_version", "risk_tier", "segment", "action")
+DRIFT_COUNTS = """
+SELECT feature, bin, sum(rows) AS rows
+FROM drift_counts
+WHERE model_version = :model_version AND bucket >= :since AND bucket < :until
+GROUP BY feature, bin
+"""
+LATEST_REALISED = """
+SELECT model_version, computed_at, customers, roc_auc, pr_auc, top_decile_lift, profit_per_customer
+FROM realised_performance WHERE model_name = :model_name
+"""
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,27 @@ def _score(row: sa.RowMapping) -> dict[str, Any]:
         "request_id": row["request_id"],
         "client": row["client"],
     }
+
+
+def drift_counts(
+    engine: sa.Engine, model_version: str, since: datetime, until: datetime
+) -> dict[str, dict[int, int]]:
+    """Rows per reference bin of each feature (and `__prediction__`), recorded by
+    `model_version` from `since` up to `until`."""
+    params = {
+        "model_version": model_version,
+        "since": _bound(engine, since),
+        "until": _bound(engine, until),
+    }
+    counts: dict[str, dict[int, int]] = defaultdict(dict)
+    with engine.connect() as connection:
+        for feature, bin_, rows in connection.execute(sa.text(DRIFT_COUNTS), params):
+            counts[feature][int(bin_)] = int(rows)
+    return dict(counts)
+
+
+def realised_performance(engine: sa.Engine, model_name: str) -> list[dict[str, Any]]:
+    """Per version, the realised figures `python -m training performance` stored last."""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(LATEST_REALISED), {"model_name": model_name})
+        return [dict(row) for row in rows.mappings()]

@@ -99,11 +99,17 @@ def prune(engine: sa.Engine, retention_days: int, today: date | None = None) -> 
     """Drop predictions older than `retention_days`: whole partitions on PostgreSQL, rows on
     SQLite. How many partitions or rows went."""
     oldest_kept = (today or datetime.now(UTC).date()) - timedelta(days=retention_days)
+    cutoff: object = datetime.combine(oldest_kept, datetime.min.time(), UTC)
+    if not is_postgres(engine):
+        cutoff = f"{oldest_kept.isoformat()}T00:00:00.000000Z"
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("DELETE FROM drift_counts WHERE bucket < :cutoff"), {"cutoff": cutoff}
+        )
     if not is_postgres(engine):
         with engine.begin() as connection:
             deleted = connection.execute(
-                sa.text("DELETE FROM predictions WHERE scored_at < :cutoff"),
-                {"cutoff": f"{oldest_kept.isoformat()}T00:00:00.000000Z"},
+                sa.text("DELETE FROM predictions WHERE scored_at < :cutoff"), {"cutoff": cutoff}
             )
         return deleted.rowcount
     dropped = 0

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
 from history.database import is_postgres
+from history.drift_counts import DriftCount
 from history.records import COLUMNS, Row
 from history.schema import create_partitions
 
@@ -26,11 +27,17 @@ COPY_TYPES = (
 # never waits behind a whole batch being written.
 ROWS_PER_GIL_HOLD = 200
 INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+ADD_COUNTS = (
+    "INSERT INTO drift_counts (bucket, model_version, feature, bin, rows) VALUES ({marks}) "
+    "ON CONFLICT (bucket, model_version, feature, bin) "
+    "DO UPDATE SET rows = drift_counts.rows + excluded.rows"
+)
 
 
 class Sink(Protocol):
-    def write(self, rows: Sequence[Row]) -> None:
-        """Store every row or raise; after an error the next call starts afresh."""
+    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
+        """Store every row, and add the drift counts, in one transaction or raise; after an
+        error the next call starts afresh."""
 
     def close(self) -> None: ...
 
@@ -50,7 +57,7 @@ class PostgresSink:
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
         self._days_made: set[object] = set()
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
         try:
             connection = self._connect()
             days = {row[0].date() for row in rows} - self._days_made
@@ -63,6 +70,10 @@ class PostgresSink:
                     copy.write_row(_jsonb(row))
                     if index % ROWS_PER_GIL_HOLD == 0:
                         time.sleep(0)
+            if counts:
+                connection.cursor().executemany(
+                    ADD_COUNTS.format(marks=", ".join(["%s"] * 5)), counts
+                )
             connection.commit()
         except BaseException:
             self.close()
@@ -96,11 +107,15 @@ class SqliteSink:
         self.path = url.database or ":memory:"
         self._connection: sqlite3.Connection | None = None
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
         try:
             connection = self._connect()
             with connection:
                 connection.executemany(INSERT, [_sqlite_row(row) for row in rows])
+                connection.executemany(
+                    ADD_COUNTS.format(marks=", ".join("?" * 5)),
+                    [(sqlite_time(c.bucket), *c[1:]) for c in counts],
+                )
         except BaseException:
             self.close()
             raise

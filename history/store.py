@@ -12,6 +12,7 @@ from churn.errors import UserError
 from history import reader
 from history.customer_ids import CustomerIds
 from history.database import DATABASE_ERRORS, engine_for
+from history.drift_counts import DriftCounter
 from history.schema import migrate, prune
 from history.settings import HistorySettings
 from history.sinks import sink_for
@@ -42,8 +43,11 @@ class History:
             raise unreachable(settings.url, error) from None
         return cls(settings, engine, CustomerIds.from_settings(settings))
 
-    def writer(self, events: WriterEvents | None = None) -> HistoryWriter:
-        """A writer that also drops days past retention, hourly; start it, close it at exit."""
+    def writer(
+        self, events: WriterEvents | None = None, drift: DriftCounter | None = None
+    ) -> HistoryWriter:
+        """A writer that also drops days past retention, hourly, and counts rows for `drift`;
+        start it, close it at exit."""
         settings = self.settings
         return HistoryWriter(
             sink_for(self.engine),
@@ -54,6 +58,7 @@ class History:
             flush_seconds=settings.flush_seconds,
             events=events or WriterEvents(),
             housekeeping=partial(prune, self.engine, settings.retention_days),
+            drift=drift,
         )
 
     def customer_history(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from history.customer_ids import CustomerIds
+from history.drift_counts import DriftCount, DriftCounter
 from history.records import Row, ScoredBatch, rows_of
 from history.sinks import Sink
 
@@ -50,11 +51,14 @@ class HistoryWriter:
     # Run now and then by the writer thread, e.g. dropping days past retention.
     housekeeping: Callable[[], object] | None = None
     housekeeping_seconds: float = 3600.0
+    # Counts the rows into the served model's drift bins, written with them.
+    drift: DriftCounter | None = None
 
     def __post_init__(self) -> None:
         self._pending: deque[ScoredBatch] = deque()
         self._pending_rows = 0
         self._in_hand: list[Row] = []
+        self._counts_in_hand: list[DriftCount] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,17 +124,27 @@ class HistoryWriter:
         """Write the batch in hand, or the next one from the buffer; False if the sink failed."""
         if not self._in_hand:
             self._in_hand = self._take()
+            self._counts_in_hand = self._count(self._in_hand)
         if not self._in_hand:
             return True
         try:
-            self.sink.write(self._in_hand)
+            self.sink.write(self._in_hand, self._counts_in_hand)
         except Exception as error:
             log.warning("History: writing %d rows failed: %s", len(self._in_hand), error)
             self.events.failed(1)
             return False
         self.events.written(len(self._in_hand))
-        self._in_hand = []
+        self._in_hand, self._counts_in_hand = [], []
         return True
+
+    def _count(self, rows: list[Row]) -> list[DriftCount]:
+        if self.drift is None or not rows:
+            return []
+        try:
+            return self.drift.count(rows)
+        except Exception as error:  # drift is a side line: the rows are written regardless
+            log.warning("History: counting %d rows for drift failed: %s", len(rows), error)
+            return []
 
     def _take(self) -> list[Row]:
         batches, count = [], 0
@@ -153,7 +167,7 @@ class HistoryWriter:
             left = self._pending_rows + len(self._in_hand)
             self._pending.clear()
             self._pending_rows = 0
-            self._in_hand = []
+            self._in_hand, self._counts_in_hand = [], []
         if left:
             self.events.dropped(left)
         return left

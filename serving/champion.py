@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import bentoml
+from mlflow.tracking import MlflowClient
 
 from churn.errors import UserError
 from churn.features import FeatureSpec
@@ -32,6 +34,18 @@ def champion_labels(settings: ServingSettings) -> dict[str, str]:
         "version": str(version.version),
         "run_id": str(version.run_id),
     }
+
+
+def champion_version(settings: ServingSettings) -> str | None:
+    """The version the champion alias points at now, or None; for the alert on a served version
+    that is not the champion."""
+    version = champion(_client(settings.tracking_uri), settings.model_name, settings.model_alias)
+    return None if version is None else str(version.version)
+
+
+@cache
+def _client(tracking_uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri, tracking_uri)
 
 
 def import_champion(settings: ServingSettings) -> bentoml.Model:

@@ -16,7 +16,10 @@ from bentoml._internal.context import server_context
 from bentoml._internal.utils.metrics import exponential_buckets
 
 from history.writer import WriterEvents
+from monitoring.drift import DriftReport
 from serving.api_keys import ANONYMOUS
+
+REALISED_METRICS = ("roc_auc", "pr_auc", "top_decile_lift", "profit_per_customer")
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="churn_predictions",
@@ -60,6 +63,53 @@ PROBABILITY = bentoml.metrics.Histogram(
     documentation="Predicted churn probability of each scored customer.",
     buckets=tuple(round(edge, 1) for edge in np.linspace(0.1, 1.0, 10)),
 )
+PREDICTIONS_BY_DECILE = bentoml.metrics.Counter(
+    name="churn_predictions_by_decile",
+    documentation="Customers scored, by risk decile of the training population (1 = riskiest).",
+    labelnames=["decile"],
+)
+# Set by one worker per replica (serving/monitor.py); "mostrecent" keeps that worker's value.
+FEATURE_PSI = bentoml.metrics.Gauge(
+    name="churn_feature_psi",
+    documentation="Population stability index of each feature over the drift window, against "
+    "the served version's training split.",
+    labelnames=["feature"],
+    multiprocess_mode="mostrecent",
+)
+PREDICTION_PSI = bentoml.metrics.Gauge(
+    name="churn_prediction_psi",
+    documentation="Population stability index of the prediction deciles over the drift window.",
+    multiprocess_mode="mostrecent",
+)
+DRIFT_ROWS = bentoml.metrics.Gauge(
+    name="churn_drift_window_rows",
+    documentation="Recorded rows in the drift window: all rows for predictions, the sampled "
+    "rows for features.",
+    labelnames=["of"],
+    multiprocess_mode="mostrecent",
+)
+REALISED = bentoml.metrics.Gauge(
+    name="churn_realised",
+    documentation="Realised performance per model version, as `training performance` last "
+    "computed it from outcomes: roc_auc, pr_auc, top_decile_lift, profit_per_customer.",
+    labelnames=["model_version", "metric"],
+    multiprocess_mode="mostrecent",
+)
+REGISTRY_CHAMPION = bentoml.metrics.Gauge(
+    name="churn_registry_champion_version",
+    documentation="The version the registry's champion alias points at, as last read.",
+    multiprocess_mode="mostrecent",
+)
+SERVED_VERSION = bentoml.metrics.Gauge(
+    name="churn_model_version",
+    documentation="The served model version, as a number (churn_model_info has it as a label).",
+    multiprocess_mode="max",
+)
+MONITOR_ERRORS = bentoml.metrics.Counter(
+    name="churn_monitor_errors",
+    documentation="Failed monitoring refreshes, by what failed: drift, realised, registry.",
+    labelnames=["part"],
+)
 MODEL_INFO = bentoml.metrics.Gauge(
     name="churn_model_info",
     documentation="The served model: always 1, labelled with its registry name, version and run.",
@@ -69,10 +119,16 @@ MODEL_INFO = bentoml.metrics.Gauge(
 
 
 def record_predictions(
-    probabilities: np.ndarray, tiers: np.ndarray, clients: Sequence[str] | None = None
+    probabilities: np.ndarray,
+    tiers: np.ndarray,
+    clients: Sequence[str] | None = None,
+    deciles: np.ndarray | None = None,
 ) -> None:
     for probability in probabilities.tolist():
         PROBABILITY.observe(probability)
+    if deciles is not None:
+        for decile, count in Counter(deciles.tolist()).items():
+            _decile_counter(int(decile)).inc(count)
     tier_list = tiers.tolist()
     pairs = zip(tier_list, clients, strict=True) if clients else ((t, ANONYMOUS) for t in tier_list)
     for (tier, client), count in Counter(pairs).items():
@@ -83,6 +139,38 @@ def record_predictions(
 @cache
 def _predictions_of(tier: str, client: str) -> Any:
     return PREDICTIONS.labels(risk_tier=tier, client=client)
+
+
+@cache
+def _decile_counter(decile: int) -> Any:
+    return PREDICTIONS_BY_DECILE.labels(decile=str(decile))
+
+
+def record_drift(report: DriftReport) -> None:
+    for drift in report.features:
+        if drift.psi is not None:
+            FEATURE_PSI.labels(feature=drift.feature).set(drift.psi)
+    if report.prediction.psi is not None:
+        PREDICTION_PSI.set(report.prediction.psi)
+    DRIFT_ROWS.labels(of="predictions").set(report.prediction.rows)
+    DRIFT_ROWS.labels(of="features").set(max((d.rows for d in report.features), default=0))
+
+
+def record_realised(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        for metric in REALISED_METRICS:
+            if row.get(metric) is not None:
+                REALISED.labels(model_version=str(row["model_version"]), metric=metric).set(
+                    float(row[metric])
+                )
+
+
+def record_registry_champion(version: str) -> None:
+    REGISTRY_CHAMPION.set(float(version))
+
+
+def count_monitor_error(part: str) -> None:
+    MONITOR_ERRORS.labels(part=part).inc()
 
 
 def count_rejection(reason: str) -> None:
@@ -114,6 +202,8 @@ def history_events() -> WriterEvents:
 
 def record_model(name: str, version: str, run_id: str) -> None:
     MODEL_INFO.labels(name=name, version=version, run_id=run_id).set(1)
+    if version.isdigit():
+        SERVED_VERSION.set(int(version))
 
 
 @cache

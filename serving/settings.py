@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr
 
 from history.settings import HistorySettings
+from monitoring.settings import DriftSettings
 from registry.settings import RegistrySettings
 
 DEFAULT_AUTH_DB = "sqlite:///keys/api-keys.db"
@@ -62,3 +63,7 @@ class ServingSettings(RegistrySettings):
     metrics_require_key: bool = False
     # Prediction history (history/settings.py, CHURN_HISTORY_*).
     history: HistorySettings = Field(default_factory=HistorySettings)
+    # Drift (monitoring/settings.py, CHURN_DRIFT_*), measured on one worker per replica.
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    # That worker also exports realised performance and the registry's champion version.
+    monitor: bool = True

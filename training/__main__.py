@@ -4,6 +4,7 @@ command parses arguments and calls one function."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -239,11 +240,12 @@ def performance(
     from history.store import History
     from registry.client import connect
     from training.realised import matched_predictions, realised
-    from training.realised_report import COLUMNS, Report, log_to_versions
+    from training.realised_report import COLUMNS, Report, log_to_versions, store_in_history
 
     settings = _settings(model_name=model_name)
     window = window_days or settings.history.outcome_window_days
-    matched = matched_predictions(History.open(settings.history), settings.model_name, window)
+    history = History.open(settings.history)
+    matched = matched_predictions(history, settings.model_name, window)
     if matched.empty:
         raise UserError(
             f"No outcome has a prediction of {settings.model_name!r} in the {window} days before "
@@ -262,9 +264,76 @@ def performance(
             )
         )
     typer.echo(f"Report: {json_path} and {html_path}")
+    store_in_history(history, report)
     if log_to_mlflow:
         logged = log_to_versions(connect(settings), report, html_path)
         typer.echo(f"Logged realised.* to version(s) {', '.join(logged) or 'none'} in MLflow.")
+
+
+@app.command()
+def drift(
+    since: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Start of the window: a time (2026-12-01T08:00), a date, or a duration back "
+            "from --until (24h, 7d) [default: CHURN_DRIFT_WINDOW back, 24h]."
+        ),
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
+    ] = None,
+    version: Annotated[
+        Optional[str], typer.Option(help="Model version [default: the champion's].")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for drift.json and drift.html.")] = Path(
+        "reports/drift"
+    ),
+) -> None:
+    """PSI of each feature and of the predictions: a version's recorded rows against its
+    training split, as the service exports them to Prometheus."""
+    from history.store import History
+    from monitoring.drift_page import write_drift_report
+    from monitoring.settings import parse_duration
+    from registry.client import champion, connect
+    from training.drift import measure_drift, reference_of
+
+    settings = _settings()
+    end = _moment(until, "--until") if until else datetime.now(UTC)
+    if since is None:
+        start = end - settings.drift.window
+    elif since[-1:] in "smhd" and since[:-1].replace(".", "", 1).isdigit():
+        start = end - parse_duration(since)
+    else:
+        start = _moment(since, "--since")
+    client = connect(settings)
+    if version is None:
+        found = champion(client, settings.model_name, settings.model_alias)
+        if found is None:
+            raise UserError(f"No {settings.model_name}@{settings.model_alias}; give --version.")
+        version = str(found.version)
+    reference = reference_of(client, settings.model_name, version)
+    report = measure_drift(History.open(settings.history), reference, version, start, end)
+    typer.echo(
+        f"Drift of {settings.model_name} v{version}, "
+        f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    )
+    typer.echo(f"{'':<24}{'PSI':>8}  {'stability':<12}{'rows':>10}")
+    for item in (report.prediction, *report.features):
+        name = "predictions" if item is report.prediction else item.feature
+        shown = "n/a" if item.psi is None else f"{item.psi:.3f}"
+        typer.echo(f"{name:<24}{shown:>8}  {item.stability:<12}{item.rows:>10,}")
+    json_path, html_path = write_drift_report(report, out)
+    typer.echo(f"Report: {json_path} and {html_path}")
+
+
+def _moment(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(
+            f"{option}: {text!r} is not a time, a date or a duration like 24h."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command("champion-version")

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from history.database import is_postgres
+from history.sinks import sqlite_time
+from history.store import History
 from training.realised import Realised
 
 log = logging.getLogger(__name__)
@@ -113,3 +117,37 @@ def log_to_versions(client: MlflowClient, report: Report, page: Path) -> list[st
             client.log_artifact(version.run_id, str(page), artifact_path="realised")
         logged.append(result.model_version)
     return logged
+
+
+STORE_REALISED = """
+INSERT INTO realised_performance (model_name, model_version, computed_at, customers, roc_auc,
+    pr_auc, top_decile_lift, profit_per_customer)
+VALUES (:model_name, :model_version, :computed_at, :customers, :roc_auc, :pr_auc,
+    :top_decile_lift, :profit_per_customer)
+ON CONFLICT (model_name, model_version) DO UPDATE SET computed_at = excluded.computed_at,
+    customers = excluded.customers, roc_auc = excluded.roc_auc, pr_auc = excluded.pr_auc,
+    top_decile_lift = excluded.top_decile_lift, profit_per_customer = excluded.profit_per_customer
+"""
+
+
+def store_in_history(history: History, report: Report) -> None:
+    """Keep each version's figures beside the predictions, where the service exports them to
+    Prometheus (`churn_realised`) for the realised-lift alert."""
+    now = datetime.now(UTC)
+    stamp: object = now if is_postgres(history.engine) else sqlite_time(now)
+    rows = [
+        {
+            "model_name": report.model_name,
+            "model_version": result.model_version,
+            "computed_at": stamp,
+            "customers": result.customers,
+            "roc_auc": result.roc_auc,
+            "pr_auc": result.pr_auc,
+            "top_decile_lift": result.top_decile_lift,
+            "profit_per_customer": result.profit_per_customer,
+        }
+        for result in report.results
+    ]
+    if rows:
+        with history.engine.begin() as connection:
+            connection.execute(sa.text(STORE_REALISED), rows)

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from churn.customer_value import check_formula
 from churn.errors import UserError
 from history.settings import HistorySettings
+from monitoring.settings import DriftSettings
 from registry.settings import LOCAL_STORE, RegistrySettings
 
 
@@ -45,6 +46,7 @@ class TrainingSettings(RegistrySettings):
     segments_k: int | None = Field(default=None, ge=3, le=6, description="None: best silhouette")
     economics: Economics = Field(default_factory=Economics)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
 
     @field_validator("candidates", mode="before")
     @classmethod

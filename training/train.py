@@ -27,6 +27,7 @@ from churn.features import FeatureSpec, infer_spec
 from churn.linear_scorer import LinearScorer
 from churn.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
 from churn.playbook import Playbook
+from churn.reference import ReferenceProfile
 from registry.client import connect
 from training import plots
 from training.campaign import CampaignResults, measured_playbook, read_campaign
@@ -260,12 +261,15 @@ def fit_insight(
     value.check(train)
     segments = fit_segments(spec, train, data.y_train, seed, settings.segments_k)
     traits_of = {p.segment_id: {t.feature for t in p.traits} for p in segments.profiles}
+    scores = winner.candidate.churn_probability(train)
+    deciles = Deciles.from_scores(scores)
     return Insight(
-        deciles=Deciles.from_scores(winner.candidate.churn_probability(train)),
+        deciles=deciles,
         segments=segments,
         playbook=playbook.for_segments(traits_of),
         value=value,
         explainer=explainer_for(winner.candidate.estimator, spec, known),
+        reference=ReferenceProfile.fit(spec, train, deciles, scores),
     )
 
 
@@ -314,6 +318,8 @@ def _register(
         mlflow.log_dict({"segments": model.insight.segments.describe()}, "insight/segments.json")
         mlflow.log_dict(model.insight.playbook.source, "insight/playbook.yaml")
         mlflow.log_dict(model.insight.playbook.describe(), "insight/playbook_as_used.json")
+        if model.insight.reference is not None:
+            mlflow.log_dict(model.insight.reference.to_dict(), "monitoring/reference.json")
         segments = model.insight.segments
         mlflow.log_metrics({f"segments.silhouette.k{k}": s for k, s in segments.silhouette.items()})
         if campaign is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from history.customer_ids import CustomerIds
+from history.drift_counts import DriftCount
 from history.records import COLUMNS, Row, ScoredBatch, rows_of
 from history.writer import HistoryWriter, WriterEvents
 
@@ -18,13 +19,15 @@ class Sink:
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
+        self.counts: list[DriftCount] = []
         self.down = False
         self.closed = False
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
         if self.down:
             raise ConnectionError("database is down")
         self.rows.extend(rows)
+        self.counts.extend(counts)
 
     def close(self) -> None:
         self.closed = True
@@ -122,3 +125,26 @@ def test_close_writes_what_is_buffered_and_counts_what_it_cannot() -> None:
     writer.record(_batch(0, 30))
     writer.close(deadline_seconds=0.5)
     assert counts.dropped == 30 and writer.buffered_rows == 0
+
+
+class Deciles:
+    """A drift counter that counts each row's decile."""
+
+    def count(self, rows: Sequence[Row]) -> list[DriftCount]:
+        deciles = [row[COLUMNS.index("decile")] for row in rows]
+        at = rows[0][COLUMNS.index("scored_at")]
+        return [
+            DriftCount(at, "1", "__prediction__", d - 1, deciles.count(d)) for d in set(deciles)
+        ]
+
+
+def test_drift_counts_go_with_their_rows_and_are_kept_while_the_database_is_down() -> None:
+    sink = Sink()
+    writer = HistoryWriter(sink, batch_rows=10, drift=Deciles())  # type: ignore[arg-type]
+    sink.down = True
+    writer.record(_batch(0, 10))
+    assert not writer.flush()
+    sink.down = False
+    assert writer.flush()
+    assert len(sink.rows) == 10
+    assert sum(count.rows for count in sink.counts) == 10

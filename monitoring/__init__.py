@@ -1,0 +1,1 @@
+"""Drift, alert rules, Alertmanager routing and the Grafana dashboard."""
