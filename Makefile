@@ -128,6 +128,10 @@ bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-
 bench-history: champion ## History on PostgreSQL: writer rows/s, then GET /customers/{id}/history p99 over 10M rows (fails over 20 ms)
 	$(PY) -m loadtests.history_bench $(if $(ROWS),--rows $(ROWS))
 
+.PHONY: bench-drift
+bench-drift: champion ## One drift refresh over 24 h of 2,000 req/s on PostgreSQL (fails over 10 s); the writer's counting cost per row
+	$(PY) -m loadtests.drift_bench
+
 .PHONY: history-db
 history-db: install ## Create or update the prediction-history schema at CHURN_HISTORY_URL (default: an SQLite file)
 	$(PY) -m history migrate
@@ -147,14 +151,49 @@ lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on fi
 	@test -x .tools/node_modules/.bin/npm-groovy-lint || npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .tools npm-groovy-lint@$(GROOVY_LINT_VERSION)
 	.tools/node_modules/.bin/npm-groovy-lint --failon error --noserver --output txt Jenkinsfile
 
+# Debian's Prometheus and Alertmanager, unpacked into .tools/ (no root services, no daemon).
+PROMETHEUS_ROOT := .tools/prometheus
+ALERTMANAGER_ROOT := .tools/alertmanager
+PROMTOOL := $(PROMETHEUS_ROOT)/usr/bin/promtool
+AMTOOL := $(ALERTMANAGER_ROOT)/usr/bin/amtool
+MONITORING_PORT_PROMETHEUS ?= 9090
+MONITORING_PORT_ALERTMANAGER ?= 9093
+
+$(PROMTOOL):
+	@bash monitoring/unpack-debian.sh prometheus $(PROMETHEUS_ROOT)
+
+$(AMTOOL):
+	@bash monitoring/unpack-debian.sh prometheus-alertmanager $(ALERTMANAGER_ROOT)
+
+.PHONY: monitoring-tools
+monitoring-tools: $(PROMTOOL) $(AMTOOL) ## Unpack Debian's Prometheus and Alertmanager into .tools/ (apt-get download + dpkg -x)
+
+.PHONY: alerts-test
+alerts-test: install monitoring-tools ## promtool: check and unit-test the alert rules and every dashboard query; amtool: check the routing
+	$(PROMTOOL) check rules monitoring/alerts.yml
+	cd monitoring && ../$(PROMTOOL) test rules alerts_test.yml
+	@mkdir -p $(REPORTS)/monitoring
+	$(PY) -m monitoring.dashboard --out $(REPORTS)/monitoring/churn.json --rules $(REPORTS)/monitoring/dashboard-queries.yml
+	cmp $(REPORTS)/monitoring/churn.json monitoring/grafana/churn.json || { echo "monitoring/grafana/churn.json is stale: run python -m monitoring.dashboard"; exit 1; }
+	$(PROMTOOL) check rules $(REPORTS)/monitoring/dashboard-queries.yml
+	CHURN_ALERT_SLACK_WEBHOOK_URL=https://slack.invalid/hook CHURN_ALERT_DISCORD_WEBHOOK_URL=https://discord.invalid/hook \
+	  CHURN_ALERT_EMAIL_TO=retention@example.com CHURN_ALERT_SMTP_PASSWORD=secret \
+	  CHURN_ALERT_RETRAIN_URL=http://127.0.0.1:8080/alerts CHURN_ALERT_RETRAIN_TOKEN=token \
+	  $(PY) -m monitoring.alertmanager_config --out $(REPORTS)/monitoring/alertmanager.yml
+	$(AMTOOL) check-config $(REPORTS)/monitoring/alertmanager.yml
+
+.PHONY: monitoring
+monitoring: install monitoring-tools ## Prometheus and Alertmanager against the local service (CHURN_PORT), with the alert rules
+	bash monitoring/run-local.sh $(CHURN_PORT) $(MONITORING_PORT_PROMETHEUS) $(MONITORING_PORT_ALERTMANAGER)
+
 .PHONY: pytest
 pytest: install ## The unit and integration tests, with a JUnit report in reports/junit.xml
 	@mkdir -p $(REPORTS)
 	$(BIN)/pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 
 .PHONY: test
-test: install ## Lint (ruff, mypy, Jenkinsfile), then the unit and integration tests
-	$(MAKE) --no-print-directory lint lint-jenkinsfile
+test: install ## Lint (ruff, mypy, Jenkinsfile), alert rules, then the unit and integration tests
+	$(MAKE) --no-print-directory lint lint-jenkinsfile alerts-test
 	$(MAKE) --no-print-directory pytest
 
 # --- Container stages: they need a Docker engine, so they run in Jenkins, not on a laptop. ---

@@ -1,9 +1,11 @@
-"""Relay between MLflow's registry webhooks and Jenkins.
+"""Relay between MLflow's registry webhooks (and Alertmanager's drift alerts) and Jenkins.
 
 MLflow POSTs a signed event when an alias moves. The relay verifies the signature, drops stale
 and replayed deliveries, keeps only `<model>@<alias>` being set, and triggers the Jenkins job
 (Generic Webhook Trigger) with the model name and version. A delivery counts as relayed only
-once Jenkins accepted it. Run: `python -m webhook.relay`.
+once Jenkins accepted it. Alertmanager POSTs drift alerts to /alerts with a bearer token; each
+new drift episode triggers the same job with a retrain reason (webhook/alerts.py).
+Run: `python -m webhook.relay`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from webhook.alerts import authorised, firing_drift_alerts
 from webhook.deliveries import DeliveryLog
 from webhook.settings import RelaySettings
 from webhook.signature import (
@@ -151,12 +154,73 @@ def create_app(
         log.info("Triggered Jenkins for %s version %s", data["name"], data["version"])
         return JSONResponse({"forwarded": True, **trigger}, status_code=202)
 
+    episodes = DeliveryLog(
+        relayed.redis,
+        done_ttl_s=settings.alert_episode_ttl_seconds,
+        claim_ttl_s=3 * settings.jenkins_timeout_seconds,
+        prefix=settings.redis_prefix.replace("delivery", "drift-episode"),
+    )
+
+    async def alerts(request: Request) -> JSONResponse:
+        if settings.alert_token is None:
+            return JSONResponse({"error": "drift alerts are off: set RELAY_ALERT_TOKEN"}, 404)
+        if not authorised(
+            request.headers.get("authorization"), settings.alert_token.get_secret_value()
+        ):
+            log.warning("Rejected an alert delivery without the right bearer token")
+            return JSONResponse({"error": "a valid bearer token is required"}, 401)
+        try:
+            drift = firing_drift_alerts(
+                json.loads(await read_body(request, settings.max_body_bytes))
+            )
+        except BodyTooLargeError:
+            return JSONResponse({"error": f"Body larger than {settings.max_body_bytes} bytes"}, 413)
+        except ClientDisconnect:
+            return JSONResponse({"error": "client disconnected"}, status_code=400)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            fresh = [alert for alert in drift if await episodes.claim(alert.episode) == "claimed"]
+        except RedisError as exc:
+            log.error("Cannot reach the delivery log: %s", exc)
+            return JSONResponse({"error": "the delivery log is unavailable"}, 503)
+        if not fresh:
+            return JSONResponse({"forwarded": False, "reason": "no new drift episode"}, 200)
+        reason = "drift: " + ", ".join(
+            f"{alert.name}{f' ({alert.feature})' if alert.feature else ''}" for alert in fresh
+        )
+        trigger = {
+            "model_name": settings.model_name,
+            "model_alias": settings.model_alias,
+            "model_version": "",
+            "retrain_reason": reason,
+        }
+        try:
+            response = await jenkins.post(
+                settings.jenkins_trigger_url,
+                params={"token": settings.jenkins_trigger_token.get_secret_value()},
+                json=trigger,
+            )
+            failure = f"Jenkins answered {response.status_code}" if response.is_error else None
+        except httpx.HTTPError as exc:
+            failure = f"Jenkins could not be reached: {type(exc).__name__}"
+        for alert in fresh:
+            await _quietly(
+                episodes.release(alert.episode) if failure else episodes.done(alert.episode)
+            )
+        if failure is not None:
+            log.error("Retrain not triggered: %s", failure)
+            return JSONResponse({"error": failure}, status_code=502)
+        log.info("Triggered a retrain build: %s", reason)
+        return JSONResponse({"forwarded": True, **trigger}, status_code=202)
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     return Starlette(
         routes=[
             Route("/mlflow-webhook", receive, methods=["POST"]),
+            Route("/alerts", alerts, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
     )

@@ -28,3 +28,9 @@ class RelaySettings(BaseSettings):
     ssl_certfile: Path | None = Field(default=None, alias="RELAY_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(default=None, alias="RELAY_SSL_KEYFILE")
     jenkins_timeout_seconds: PositiveInt = Field(default=10, alias="RELAY_JENKINS_TIMEOUT_SECONDS")
+    # Alertmanager's bearer token for /alerts; without one, drift alerts are refused.
+    alert_token: SecretStr | None = Field(default=None, alias="RELAY_ALERT_TOKEN")
+    # How long one drift episode is remembered, so repeats of it never retrain twice.
+    alert_episode_ttl_seconds: PositiveInt = Field(
+        default=7 * 86400, alias="RELAY_ALERT_EPISODE_TTL_SECONDS"
+    )

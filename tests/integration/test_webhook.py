@@ -25,6 +25,7 @@ from webhook.signature import sign
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 SECRET = "test-webhook-secret"
 TOKEN = "test-jenkins-token"
+ALERT_TOKEN = "test-alertmanager-token"
 
 
 class FakeJenkins(ThreadingHTTPServer):
@@ -80,6 +81,7 @@ def _relay_env(jenkins: FakeJenkins, port: int) -> dict[str, str]:
         "CHURN_MODEL_NAME": "churn_webhook",
         "RELAY_HOST": "127.0.0.1",
         "RELAY_PORT": str(port),
+        "RELAY_ALERT_TOKEN": ALERT_TOKEN,
     }
 
 
@@ -255,3 +257,40 @@ def test_a_body_over_the_limit_gets_a_413_while_it_is_read(relay: str) -> None:
 
     response = httpx.post(relay, content=chunks(), headers=_signed(b""), timeout=10)
     assert response.status_code == 413
+
+
+def _drift_alerts(episode: str, name: str = "ChurnFeatureDrift") -> dict[str, Any]:
+    """An Alertmanager webhook body, as the retrain receiver gets it."""
+    return {
+        "version": "4",
+        "status": "firing",
+        "receiver": "retrain",
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": name, "feature": "tenure"},
+             "annotations": {}, "startsAt": "2026-12-01T10:00:00Z", "fingerprint": episode},
+            {"status": "resolved", "labels": {"alertname": name, "feature": "gender"},
+             "annotations": {}, "startsAt": "2026-12-01T09:00:00Z", "fingerprint": "old"},
+        ],
+    }  # fmt: skip
+
+
+def test_a_new_drift_episode_triggers_one_retrain_build(relay: str, jenkins: FakeJenkins) -> None:
+    alerts = relay.replace("/mlflow-webhook", "/alerts")
+    body = _drift_alerts(uuid.uuid4().hex)
+    bearer = {"Authorization": f"Bearer {ALERT_TOKEN}"}
+    before = len(jenkins.calls)
+    assert httpx.post(alerts, json=body, timeout=10).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert httpx.post(alerts, json=body, headers=wrong, timeout=10).status_code == 401
+    assert httpx.post(alerts, json=body, headers=bearer, timeout=10).status_code == 202
+    # Alertmanager repeats a firing alert: the same episode never retrains twice.
+    repeated = httpx.post(alerts, json=body, headers=bearer, timeout=10)
+    assert repeated.status_code == 200 and repeated.json()["forwarded"] is False
+    other = _drift_alerts(uuid.uuid4().hex, name="ChurnServerErrors")
+    assert httpx.post(alerts, json=other, headers=bearer, timeout=10).json()["forwarded"] is False
+    assert httpx.post(alerts, json=[1], headers=bearer, timeout=10).status_code == 400
+    assert len(jenkins.calls) == before + 1
+    call = jenkins.calls[-1]
+    assert call["query"] == {"token": [TOKEN]}
+    assert call["body"]["retrain_reason"] == "drift: ChurnFeatureDrift (tenure)"
+    assert call["body"]["model_alias"] == "champion"
