@@ -90,9 +90,10 @@ serve: install ## Serve the newest imported champion on http://localhost:$(CHURN
 demo: data train promote import-champion history-db ## Synthetic data → train → register → promote → import → serve, API keys required
 	@echo
 	@echo "Serving the champion on http://localhost:$(CHURN_PORT), with API keys required."
-	@echo "A key named 'demo' was made (python -m serving keys list). Try it once it says it is ready:"
-	@echo
-	@key="$$($(PY) -m serving keys create --name demo --scopes predict,explain,score_file --rate 1000/second --replace 2>/dev/null)" && \
+	@key="$$($(PY) -m serving keys create --name demo --scopes predict,explain,score_file,history --rate 1000/second --replace 2>/dev/null)" && \
+	  echo "A key named 'demo' was made (python -m serving keys list):" && echo && echo "  $$key" && echo && \
+	  echo "The console: open http://localhost:$(CHURN_PORT)/ui and sign in with that key." && \
+	  echo "The API: try this once it says it is ready:" && echo && \
 	  $(PY) -m serving example-request --api-key "$$key"
 	@echo
 	@echo "MLflow UI: run 'make mlflow-ui' in another terminal, then open http://localhost:$(MLFLOW_PORT)"
@@ -144,7 +145,7 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy churn scoring registry cli training serving history monitoring service.py loadtests webhook
+	$(BIN)/mypy churn scoring registry cli training serving history monitoring console service.py loadtests webhook
 
 .PHONY: lint-jenkinsfile
 lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on first use); fails on errors
@@ -186,8 +187,13 @@ alerts-test: install monitoring-tools ## promtool: check and unit-test the alert
 monitoring: install monitoring-tools ## Prometheus and Alertmanager against the local service (CHURN_PORT), with the alert rules
 	bash monitoring/run-local.sh $(CHURN_PORT) $(MONITORING_PORT_PROMETHEUS) $(MONITORING_PORT_ALERTMANAGER)
 
+.PHONY: browser-tools
+browser-tools: ## Debian's Chromium for the console's browser tests (Playwright drives it; no browser download)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@chromium --version
+
 .PHONY: pytest
-pytest: install ## The unit and integration tests, with a JUnit report in reports/junit.xml
+pytest: install browser-tools monitoring-tools ## The unit and integration tests, with a JUnit report in reports/junit.xml
 	@mkdir -p $(REPORTS)
 	$(BIN)/pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 

@@ -25,9 +25,15 @@ from mlflow.models import Model as MLflowModel
 
 from churn.errors import UserError
 from churn.model import ChurnModel
+from console.file_jobs import FileJobs
+from console.pages import Backend as ConsoleBackend
+from console.pages import Console
+from console.session import Sessions, console_secret
 from history.drift_counts import DriftCounter
+from history.reader import drift_counts
 from history.records import ScoredBatch
 from history.store import History
+from monitoring.drift import DriftReport, drift_report
 from serving import metrics, quiet_client_errors
 from serving.authenticate import Authenticate
 from serving.body_limit import BodyLimit
@@ -100,6 +106,8 @@ async def _bad_query(request: Request, error: RequestValidationError) -> JSONRes
     return JSONResponse({"error": f"{where}: {first['msg']}", "detail": detail}, 400)
 
 
+PEPPER: bytes | None = None
+KEYS: KeyCache | None = None
 if SETTINGS.auth == "required":
     try:
         PEPPER = pepper_for(SETTINGS.auth_db, SETTINGS.auth_pepper)
@@ -107,6 +115,10 @@ if SETTINGS.auth == "required":
         raise SystemExit(str(error)) from None
     KEYS = KeyCache(KeyStore(SETTINGS.auth_db), SETTINGS.auth_cache_seconds)
     LIMITER = Limiter.connect(SETTINGS.rate_limit_storage, SETTINGS.rate_limit_timeout_ms / 1000)
+
+UI_SECRET = SETTINGS.ui_secret.get_secret_value() if SETTINGS.ui_secret else None
+CONSOLE = Console(KEYS, PEPPER, Sessions(console_secret(UI_SECRET, PEPPER)))
+http_routes.include_router(CONSOLE.router())
 
 
 @bentoml.service(
@@ -174,10 +186,34 @@ class ChurnService:
                 self.monitor.start()
         if FAST_PREDICT is not None:
             FAST_PREDICT.bind(self.predictions)
+        CONSOLE.bind(
+            ConsoleBackend(
+                info=self.info,
+                spec=self.model.spec,
+                reference=reference,
+                customer_model=Customer,
+                predict=self.predictions,
+                explain=lambda customers: self.model.explain_with_probability(
+                    customer_columns(customers)
+                ),
+                history=self.history,
+                jobs=FileJobs(FILE_TASKS.folder / "console", FILE_TASKS, MLFLOW_MODEL_DIR),
+                drift=self._drift_now if self.history and reference else None,
+                mlflow_ui=SETTINGS.mlflow_ui_url,
+            )
+        )
         # Everything loaded so far lives as long as the worker; a full collection that walks it
         # all would stall every request in flight.
         gc.collect()
         gc.freeze()
+
+    def _drift_now(self) -> DriftReport:
+        """The served version's drift over the drift window, as the monitor exports it."""
+        assert self.history is not None and self.model.insight.reference is not None
+        now = datetime.now(UTC)
+        since = now - SETTINGS.drift.window
+        counts = drift_counts(self.history.engine, self.version, since, now)
+        return drift_report(self.model.insight.reference, counts, self.version, since, now)
 
     def __is_ready__(self) -> bool:
         return can_score(self.model, Customer, EXAMPLE_CUSTOMER)
@@ -255,6 +291,7 @@ class ChurnService:
                     customers,
                     request_ids,
                     clients,
+                    customer_values=decisions.customer_value.tolist(),
                 )
             )
         return predictions
@@ -380,7 +417,7 @@ ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
 )
 ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
     BodyLimit,
-    limits={"/score_file": SETTINGS.max_file_bytes},
+    limits={"/score_file": SETTINGS.max_file_bytes, "/ui/files": SETTINGS.max_file_bytes},
     default_limit=SETTINGS.max_request_bytes,
 )
 if SETTINGS.auth == "required":

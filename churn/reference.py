@@ -8,7 +8,7 @@ split in each bin are what later traffic is measured against (monitoring/psi.py)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -37,6 +37,9 @@ class FeatureBins:
     levels: tuple[str, ...] = ()
     # The training split's share in each bin, in `labels` order.
     shares: tuple[float, ...] = ()
+    # numeric: the smallest and largest value in the training split.
+    low: float | None = None
+    high: float | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -79,7 +82,13 @@ class ReferenceProfile:
                 numbers = column.astype(float)
                 known = numbers[~np.isnan(numbers)]
                 edges = np.unique(np.quantile(known, NUMERIC_QUANTILES)) if known.size else ()
-                draft = FeatureBins(feature.name, "numeric", tuple(float(e) for e in edges))
+                draft = FeatureBins(
+                    feature.name,
+                    "numeric",
+                    tuple(float(e) for e in edges),
+                    low=float(known.min()) if known.size else None,
+                    high=float(known.max()) if known.size else None,
+                )
             else:
                 levels = tuple(level for level in feature.levels if level != MISSING_CATEGORY)
                 draft = FeatureBins(feature.name, "categorical", levels=levels)
@@ -101,6 +110,8 @@ class ReferenceProfile:
                 tuple(item.get("edges", ())),
                 tuple(item.get("levels", ())),
                 tuple(item.get("shares", ())),
+                item.get("low"),
+                item.get("high"),
             )
 
         return cls(tuple(bins(item) for item in data["features"]), bins(data["prediction"]))
@@ -118,6 +129,4 @@ class ReferenceProfile:
 def _with_shares(bins: FeatureBins, values: np.ndarray) -> FeatureBins:
     counts = np.bincount(bins.assign(values), minlength=len(bins.labels))
     total = max(int(counts.sum()), 1)
-    return FeatureBins(
-        bins.feature, bins.kind, bins.edges, bins.levels, tuple(float(c) / total for c in counts)
-    )
+    return replace(bins, shares=tuple(float(c) / total for c in counts))

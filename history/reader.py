@@ -150,3 +150,66 @@ def realised_performance(engine: sa.Engine, model_name: str) -> list[dict[str, A
     with engine.connect() as connection:
         rows = connection.execute(sa.text(LATEST_REALISED), {"model_name": model_name})
         return [dict(row) for row in rows.mappings()]
+
+
+LATEST_SCORES = """
+WITH ranked AS (
+    SELECT customer_id, scored_at, risk_tier, churn_probability, churn, action,
+           customer_value, model_version,
+           row_number() OVER (PARTITION BY customer_id ORDER BY scored_at DESC) AS newest
+    FROM predictions
+    WHERE customer_id IS NOT NULL AND scored_at >= :lookback
+)
+"""
+NEWLY_HIGH = (
+    LATEST_SCORES
+    + """
+SELECT now.customer_id, now.scored_at, now.churn_probability, now.action, now.customer_value,
+       now.model_version, before.risk_tier AS tier_before
+FROM ranked now JOIN ranked before ON before.customer_id = now.customer_id AND before.newest = 2
+WHERE now.newest = 1 AND now.scored_at >= :since AND now.risk_tier = 'high'
+  AND before.risk_tier <> 'high'
+ORDER BY now.churn_probability DESC
+LIMIT :limit
+"""
+)
+AT_RISK = (
+    LATEST_SCORES
+    + """
+SELECT count(*) AS customers, sum(CASE WHEN churn THEN 1 ELSE 0 END) AS churners,
+       sum(CASE WHEN churn THEN coalesce(customer_value, 0) ELSE 0 END) AS revenue_at_risk
+FROM ranked WHERE newest = 1 AND scored_at >= :since
+"""
+)
+
+
+def newly_high(
+    engine: sa.Engine, since: datetime, lookback: datetime, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Customers whose newest score, from `since`, is high risk and whose score before it (from
+    `lookback` on) was not: the ones to call first."""
+    params = {
+        "since": _bound(engine, since),
+        "lookback": _bound(engine, lookback),
+        "limit": limit,
+    }
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(NEWLY_HIGH), params).mappings().all()
+    return [{**row, "scored_at": _text_time(row["scored_at"])} for row in rows]
+
+
+def at_risk(engine: sa.Engine, since: datetime) -> dict[str, float]:
+    """Over customers scored from `since`, by their newest score: how many, how many are
+    predicted to churn, and what those are worth (revenue at risk)."""
+    params = {"since": _bound(engine, since), "lookback": _bound(engine, since)}
+    with engine.connect() as connection:
+        row = connection.execute(sa.text(AT_RISK), params).mappings().one()
+    return {
+        "customers": int(row["customers"] or 0),
+        "churners": int(row["churners"] or 0),
+        "revenue_at_risk": float(row["revenue_at_risk"] or 0.0),
+    }
+
+
+def _text_time(value: Any) -> str:
+    return value if isinstance(value, str) else sqlite_time(value.astimezone(UTC))

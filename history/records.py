@@ -21,7 +21,7 @@ Source = Literal["api", "file", "batch"]
 COLUMNS = (
     "scored_at", "request_id", "client", "source", "customer_id", "model_name", "model_version",
     "churn_probability", "churn", "risk_tier", "decile", "segment", "action", "expected_value",
-    "reasons", "features",
+    "customer_value", "reasons", "features",
 )  # fmt: skip
 # A row's values in COLUMNS order; reasons and features are plain lists and dicts (or None).
 Row = tuple[Any, ...]
@@ -41,6 +41,8 @@ class ScoredBatch:
     request_ids: Sequence[str | None] | None = None
     clients: Sequence[str | None] | None = None
     reasons: Sequence[list[str] | None] | None = None
+    # What keeping each customer is worth, when known.
+    customer_values: Sequence[float | None] | None = None
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -52,9 +54,10 @@ def rows_of(batch: ScoredBatch, ids: CustomerIds, feature_sample: float) -> list
     request_ids = batch.request_ids or [None] * count
     clients = batch.clients or [None] * count
     reasons = batch.reasons or [None] * count
+    values = batch.customer_values or [None] * count
     rows = []
-    for prediction, customer, request_id, client, customer_reasons in zip(
-        batch.predictions, batch.inputs, request_ids, clients, reasons, strict=True
+    for prediction, customer, request_id, client, customer_reasons, value in zip(
+        batch.predictions, batch.inputs, request_ids, clients, reasons, values, strict=True
     ):
         keep_features = feature_sample > 0 and random.random() < feature_sample
         rows.append(
@@ -73,6 +76,7 @@ def rows_of(batch: ScoredBatch, ids: CustomerIds, feature_sample: float) -> list
                 prediction["segment"],
                 prediction["action"],
                 prediction["expected_value"],
+                value,
                 customer_reasons,
                 _features(customer) if keep_features else None,
             )

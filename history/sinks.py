@@ -21,7 +21,7 @@ from history.schema import create_partitions
 COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = (
     "timestamptz", "text", "text", "text", "text", "text", "text",
-    "float8", "bool", "text", "int2", "text", "text", "float8", "jsonb", "jsonb",
+    "float8", "bool", "text", "int2", "text", "text", "float8", "float8", "jsonb", "jsonb",
 )  # fmt: skip
 # The writer shares a worker's GIL with its event loop: it lets go this often, so a request
 # never waits behind a whole batch being written.

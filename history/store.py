@@ -68,3 +68,9 @@ class History:
 
     def summary(self, since: date, until: date) -> list[dict[str, object]]:
         return reader.summary(self.engine, since, until)
+
+    def newly_high(self, since: datetime, lookback: datetime) -> list[dict[str, object]]:
+        return reader.newly_high(self.engine, since, lookback)
+
+    def at_risk(self, since: datetime) -> dict[str, float]:
+        return reader.at_risk(self.engine, since)

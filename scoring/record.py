@@ -83,8 +83,15 @@ class FileRecorder:
                 text.split("; ") if isinstance(text, str) and text else None
                 for text in good["top_reasons"]
             ]
+        values = good["customer_value"].tolist() if "customer_value" in good.columns else None
         batch = ScoredBatch(
-            datetime.now(UTC), self.source, self.model_name, predictions, inputs, reasons=reasons
+            datetime.now(UTC),
+            self.source,
+            self.model_name,
+            predictions,
+            inputs,
+            reasons=reasons,
+            customer_values=values,
         )
         # The inputs were sampled above; keep each one given.
         rows = rows_of(batch, self.history.ids, feature_sample=1.0)

@@ -22,9 +22,10 @@ from serving.key_cache import KeyCache, KeyStoreUnavailableError
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset(
-    {"/", "/docs", "/docs.json", "/schema.json", "/livez", "/readyz", "/healthz"}
+    {"/", "/docs", "/docs.json", "/schema.json", "/livez", "/readyz", "/healthz", "/ui"}
 )
-OPEN_PREFIXES = ("/static_content/", "/assets/")
+# The console at /ui signs people in itself, with a session cookie (console/session.py).
+OPEN_PREFIXES = ("/static_content/", "/assets/", "/ui/")
 SCOPE_OF_PREFIX: Mapping[str, KeyScope] = {
     "/predict": "predict",
     "/explain": "explain",

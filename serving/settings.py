@@ -67,3 +67,8 @@ class ServingSettings(RegistrySettings):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     # That worker also exports realised performance and the registry's champion version.
     monitor: bool = True
+    # Signs the console's session cookies; by default derived from the API-key pepper, which
+    # every worker and replica shares.
+    ui_secret: SecretStr | None = None
+    # Where the console links a model version to (the MLflow UI); empty for no link.
+    mlflow_ui_url: str | None = "http://localhost:5000"

@@ -1,0 +1,1 @@
+"""The retention team's web console at /ui: server-rendered pages inside the service."""
