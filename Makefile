@@ -133,6 +133,15 @@ bench-history: champion ## History on PostgreSQL: writer rows/s, then GET /custo
 bench-drift: champion ## One drift refresh over 24 h of 2,000 req/s on PostgreSQL (fails over 10 s); the writer's counting cost per row
 	$(PY) -m loadtests.drift_bench
 
+.PHONY: bench-console
+bench-console: champion ## Server time of every console page with 10,000 scores for one customer (fails over 200 ms)
+	$(PY) -m loadtests.console_bench $(if $(HISTORY_URL),--history-url $(HISTORY_URL))
+
+.PHONY: bench-swap
+bench-swap: install ## Follow mode swapping FROM=1 -> TO=2 -> FROM under 1,000 req/s: failures, p99, swap time, memory
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "give FROM=<version> TO=<version>: two registered versions"; exit 1; }
+	$(PY) -m loadtests.swap_bench --from-version $(FROM) --to $(TO)
+
 .PHONY: history-db
 history-db: install ## Create or update the prediction-history schema at CHURN_HISTORY_URL (default: an SQLite file)
 	$(PY) -m history migrate

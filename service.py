@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -41,6 +42,7 @@ from serving.champion import champion_version, example_customer, model_descripti
 from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
+from serving.follow import Follower, FollowSettings, LoadedVersion
 from serving.key_cache import KeyCache
 from serving.key_store import KeyStore
 from serving.limiter import Limiter
@@ -55,6 +57,7 @@ from serving.schema import (
     customer_model,
     request_model,
 )
+from serving.served import Served, bento_version_tags
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -143,34 +146,26 @@ class ChurnService:
                 SETTINGS.port,
             )
         labels = self.champion.info.labels
-        pyfunc = bentoml.mlflow.load_model(self.champion)
-        self.model: ChurnModel = pyfunc.unwrap_python_model()
-        self.version = labels.get("version", "unknown")
-        self.info = {
-            "name": labels.get("registered_model", SETTINGS.model_name),
-            "version": self.version,
-            "run_id": labels.get("run_id"),
-            "bento_model": str(self.champion.tag),
-            "candidate": self.model.candidate,
-            "threshold": self.model.threshold,
-            "risk_tiers": DESCRIPTION["risk_tiers"],
-            "test_metrics": _test_metrics(self.champion.info.metadata),
-            "features": DESCRIPTION["feature_spec"]["features"],
-            "id_column": ID_COLUMN,
-            "segments": DESCRIPTION.get("segments", []),
-            "playbook_version": DESCRIPTION.get("playbook_version"),
-            "playbook": DESCRIPTION.get("playbook"),
-            "deciles": DESCRIPTION.get("deciles", []),
-        }
-        metrics.record_model(self.info["name"], self.version, str(self.info["run_id"]))
-        reference = self.model.insight.reference
+        model: ChurnModel = bentoml.mlflow.load_model(self.champion).unwrap_python_model()
+        self.served = Served.of(
+            model,
+            labels.get("registered_model", SETTINGS.model_name),
+            labels.get("version", "unknown"),
+            str(labels.get("run_id")),
+            DESCRIPTION,
+            bento_version_tags(self.champion.info.metadata),
+            MLFLOW_MODEL_DIR,
+            str(self.champion.tag),
+        )
+        metrics.record_model(self.served.name, self.served.version, self.served.run_id)
+        reference = model.insight.reference
         self.history = _open_history() if SETTINGS.history.enabled else None
-        self.recorder = self.monitor = None
+        self.recorder = self.monitor = self.follower = None
         if self.history is not None:
             drift = (
                 None
                 if reference is None
-                else DriftCounter(self.model.spec, reference, self.version)
+                else DriftCounter(model.spec, reference, self.served.version)
             )
             self.recorder = self.history.writer(metrics.history_events(), drift)
             self.recorder.start()
@@ -179,47 +174,100 @@ class ChurnService:
                     self.history,
                     SETTINGS.drift,
                     reference,
-                    self.info["name"],
-                    self.version,
+                    self.served.name,
+                    self.served.version,
                     partial(champion_version, SETTINGS),
                 )
                 self.monitor.start()
         if FAST_PREDICT is not None:
             FAST_PREDICT.bind(self.predictions)
-        CONSOLE.bind(
-            ConsoleBackend(
-                info=self.info,
-                spec=self.model.spec,
-                reference=reference,
-                customer_model=Customer,
-                predict=self.predictions,
-                explain=lambda customers: self.model.explain_with_probability(
-                    customer_columns(customers)
+        self._bind_console()
+        if SETTINGS.follow_alias:
+            self.follower = Follower(
+                FollowSettings(
+                    SETTINGS.model_name,
+                    SETTINGS.model_alias,
+                    SETTINGS.tracking_uri,
+                    SETTINGS.follow_poll_s,
+                    SETTINGS.follow_stagger_s,
+                    SETTINGS.follow_broadcast,
+                    server_context.worker_index or 1,
+                    FILE_TASKS.folder.parent / "churn-followed-models",
                 ),
-                history=self.history,
-                jobs=FileJobs(FILE_TASKS.folder / "console", FILE_TASKS, MLFLOW_MODEL_DIR),
-                drift=self._drift_now if self.history and reference else None,
-                mlflow_ui=SETTINGS.mlflow_ui_url,
+                self.served.version,
+                SIGNATURE.inputs.to_dict(),
+                Customer,
+                EXAMPLE_CUSTOMER,
+                self._swap,
             )
-        )
+            self.follower.start()
         # Everything loaded so far lives as long as the worker; a full collection that walks it
         # all would stall every request in flight.
         gc.collect()
         gc.freeze()
 
+    def _bind_console(self) -> None:
+        served, reference = self.served, self.served.model.insight.reference
+        CONSOLE.bind(
+            ConsoleBackend(
+                info=served.info,
+                spec=served.model.spec,
+                reference=reference,
+                customer_model=Customer,
+                predict=self.predictions,
+                explain=lambda customers: served.model.explain_with_probability(
+                    customer_columns(customers)
+                ),
+                history=self.history,
+                jobs=FileJobs(FILE_TASKS.folder / "console", FILE_TASKS, served.model_dir),
+                drift=self._drift_now if self.history and reference else None,
+                mlflow_ui=SETTINGS.mlflow_ui_url,
+            )
+        )
+
+    def _swap(self, loaded: LoadedVersion) -> None:
+        """Serve `loaded` from the next batch on: one reference replaced, so a batch in flight
+        finishes with the version it started with."""
+        old = self.served
+        model = loaded.model
+        new = Served.of(
+            model, old.name, loaded.version, loaded.run_id, loaded.description, loaded.tags,
+            loaded.model_dir, f"models:/{old.name}/{loaded.version}",
+        )  # fmt: skip
+        reference = model.insight.reference
+        if self.recorder is not None and reference is not None:
+            counter = self.recorder.drift
+            self.recorder.drift = (
+                counter.with_version(model.spec, reference, loaded.version)
+                if counter is not None
+                else DriftCounter(model.spec, reference, loaded.version)
+            )
+        self.served = new
+        metrics.record_swap(old.name, (old.version, old.run_id), (new.version, new.run_id))
+        if self.monitor is not None:
+            self.monitor.follow(new.version, reference)
+        self._bind_console()
+        log.info("Now serving %s version %s (was %s)", new.name, new.version, old.version)
+        if old.model_dir != MLFLOW_MODEL_DIR:
+            shutil.rmtree(old.model_dir.parent, ignore_errors=True)
+
     def _drift_now(self) -> DriftReport:
         """The served version's drift over the drift window, as the monitor exports it."""
-        assert self.history is not None and self.model.insight.reference is not None
+        served = self.served
+        reference = served.model.insight.reference
+        assert self.history is not None and reference is not None
         now = datetime.now(UTC)
         since = now - SETTINGS.drift.window
-        counts = drift_counts(self.history.engine, self.version, since, now)
-        return drift_report(self.model.insight.reference, counts, self.version, since, now)
+        counts = drift_counts(self.history.engine, served.version, since, now)
+        return drift_report(reference, counts, served.version, since, now)
 
     def __is_ready__(self) -> bool:
-        return can_score(self.model, Customer, EXAMPLE_CUSTOMER)
+        return can_score(self.served.model, Customer, EXAMPLE_CUSTOMER)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def _write_remaining_history(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
         if self.monitor is not None:
             self.monitor.close()
         if self.recorder is not None:
@@ -248,8 +296,9 @@ class ChurnService:
         """What /predict answers, whichever path serves it (see serving/fast_predict.py), and
         recorded in the history; `clients` and `request_ids` say who sent each customer in
         which request."""
+        served = self.served  # read once: every customer of the batch gets one version
         records = customer_columns(customers)
-        decisions = self.model.decide(records)
+        decisions = served.model.decide(records)
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
         # Whole columns to Python values at once: numpy scalars one by one cost more.
         answers = zip(
@@ -275,7 +324,7 @@ class ChurnService:
                 "segment": segment,
                 "action": action,
                 "expected_value": round(value, 2),
-                "model_version": self.version,
+                "model_version": served.version,
             }
             for customer, probability, churn, tier, decile, segment_id, segment, action, value in (
                 answers
@@ -286,7 +335,7 @@ class ChurnService:
                 ScoredBatch(
                     datetime.now(UTC),
                     "api",
-                    self.info["name"],
+                    served.name,
                     predictions,
                     customers,
                     request_ids,
@@ -300,7 +349,8 @@ class ChurnService:
     def explain(self, customers: list[Any]) -> list[Explanation]:
         """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
         contributions for the baseline). Separate from /predict so /predict stays fast."""
-        probabilities, reasons = self.model.explain_with_probability(customer_columns(customers))
+        served = self.served
+        probabilities, reasons = served.model.explain_with_probability(customer_columns(customers))
         unscorable = first_unscorable(
             [probability, *(reason.contribution for reason in customer_reasons)]
             for probability, customer_reasons in zip(probabilities.tolist(), reasons, strict=True)
@@ -312,7 +362,7 @@ class ChurnService:
                 customer_id=_customer_id(customer),
                 churn_probability=float(probabilities[row]),
                 reasons=reasons[row],
-                model_version=self.version,
+                model_version=served.version,
             )
             for row, customer in enumerate(customers)
         ]
@@ -326,8 +376,9 @@ class ChurnService:
         summary page, which are streamed from disk.
         """
         try:
-            record_as = (self.info["name"], self.version) if self.history else None
-            scored = FILE_TASKS.score(file, MLFLOW_MODEL_DIR, record_as)
+            served = self.served
+            record_as = (served.name, served.version) if self.history else None
+            scored = FILE_TASKS.score(file, served.model_dir, record_as)
         except FileTaskError as error:
             raise bentoml.exceptions.InvalidArgument(str(error)) from None
         summary = json.loads((scored.folder / "summary.json").read_text())
@@ -375,7 +426,7 @@ class ChurnService:
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:
         """Name, version, run id, test metrics, threshold and feature schema of the served model."""
-        return self.info
+        return self.served.info
 
 
 def _open_history() -> History:
@@ -388,15 +439,6 @@ def _open_history() -> History:
 def _customer_id(customer: Any) -> str | None:
     value = getattr(customer, "customer_id", None)
     return None if value is None else str(value)
-
-
-def _test_metrics(metadata: dict[str, Any]) -> dict[str, float]:
-    tags = json.loads(metadata.get("version_tags", "{}"))
-    return {
-        key.removeprefix("test."): float(value)
-        for key, value in tags.items()
-        if key.startswith("test.")
-    }
 
 
 # BentoML works out a list response's media type from its JSON schema on every response, at a

@@ -40,32 +40,48 @@ def bucket_of(moment: datetime) -> datetime:
 
 
 class DriftCounter:
-    """Counts the rows of one model version against that version's reference."""
+    """Counts rows against the reference of the version that scored them; a service that swaps
+    versions (follow mode) counts for both while rows of each are still buffered."""
 
     def __init__(self, spec: FeatureSpec, reference: ReferenceProfile, model_version: str) -> None:
-        self.spec = spec
-        self.reference = reference
-        self.model_version = model_version
+        self.profiles = {model_version: (spec, reference)}
+
+    def with_version(
+        self, spec: FeatureSpec, reference: ReferenceProfile, model_version: str
+    ) -> DriftCounter:
+        counter = DriftCounter(spec, reference, model_version)
+        counter.profiles = {**self.profiles, model_version: (spec, reference)}
+        return counter
 
     def count(self, rows: Sequence[Row]) -> list[DriftCount]:
-        counts: Counter[tuple[datetime, str, int]] = Counter()
-        mine = [row for row in rows if row[MODEL_VERSION] == self.model_version]
-        for row in mine:
-            decile = row[DECILE]
-            if decile is not None:
-                counts[bucket_of(row[SCORED_AT]), PREDICTION, int(decile) - 1] += 1
-        sampled = [row for row in mine if row[FEATURES] is not None]
-        if sampled:
-            raw = pd.DataFrame([row[FEATURES] for row in sampled])
-            for name in self.spec.names:
-                if name not in raw.columns:
-                    raw[name] = None
-            bins = self.reference.feature_bins(self.spec.prepare_columns(raw))
-            buckets = [bucket_of(row[SCORED_AT]) for row in sampled]
-            for feature, feature_bins in bins.items():
-                for bucket, bin_ in zip(buckets, np.asarray(feature_bins).tolist(), strict=True):
-                    counts[bucket, feature, bin_] += 1
-        return [
-            DriftCount(bucket, self.model_version, feature, bin_, rows)
-            for (bucket, feature, bin_), rows in sorted(counts.items())
-        ]
+        counts: list[DriftCount] = []
+        for version, (spec, reference) in self.profiles.items():
+            mine = [row for row in rows if row[MODEL_VERSION] == version]
+            if mine:
+                counts += _count(spec, reference, version, mine)
+        return counts
+
+
+def _count(
+    spec: FeatureSpec, reference: ReferenceProfile, version: str, rows: Sequence[Row]
+) -> list[DriftCount]:
+    counts: Counter[tuple[datetime, str, int]] = Counter()
+    for row in rows:
+        decile = row[DECILE]
+        if decile is not None:
+            counts[bucket_of(row[SCORED_AT]), PREDICTION, int(decile) - 1] += 1
+    sampled = [row for row in rows if row[FEATURES] is not None]
+    if sampled:
+        raw = pd.DataFrame([row[FEATURES] for row in sampled])
+        for name in spec.names:
+            if name not in raw.columns:
+                raw[name] = None
+        bins = reference.feature_bins(spec.prepare_columns(raw))
+        buckets = [bucket_of(row[SCORED_AT]) for row in sampled]
+        for feature, feature_bins in bins.items():
+            for bucket, bin_ in zip(buckets, np.asarray(feature_bins).tolist(), strict=True):
+                counts[bucket, feature, bin_] += 1
+    return [
+        DriftCount(bucket, version, feature, bin_, rows)
+        for (bucket, feature, bin_), rows in sorted(counts.items())
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from pathlib import Path
 
 import mlflow
@@ -55,4 +57,27 @@ def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVer
 
 def set_alias(client: MlflowClient, model_name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(model_name, alias, version)
+    # MLflow keeps no time for an alias move; a service following the alias measures how long
+    # the swap took from this tag (serving/follow.py).
+    client.set_registered_model_tag(model_name, moved_tag(alias), moved_value(version))
     log.info("Alias %s of %s now points at version %s.", alias, model_name, version)
+
+
+def moved_tag(alias: str) -> str:
+    return f"churn.alias.{alias}.moved"
+
+
+def moved_value(version: str, at: float | None = None) -> str:
+    return json.dumps({"version": str(version), "at": time.time() if at is None else at})
+
+
+def moved_at(tags: dict[str, str], alias: str, version: str) -> float | None:
+    """When the alias was moved to `version`, if it was moved by this product's promote."""
+    try:
+        moved = json.loads(tags.get(moved_tag(alias), ""))
+    except ValueError:
+        return None
+    if not isinstance(moved, dict) or str(moved.get("version")) != str(version):
+        return None
+    at = moved.get("at")
+    return float(at) if isinstance(at, int | float) else None

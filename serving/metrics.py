@@ -103,12 +103,26 @@ REGISTRY_CHAMPION = bentoml.metrics.Gauge(
 SERVED_VERSION = bentoml.metrics.Gauge(
     name="churn_model_version",
     documentation="The served model version, as a number (churn_model_info has it as a label).",
-    multiprocess_mode="max",
+    # Each worker sets it when it starts serving a version: the latest swap is the answer.
+    multiprocess_mode="mostrecent",
 )
 MONITOR_ERRORS = bentoml.metrics.Counter(
     name="churn_monitor_errors",
     documentation="Failed monitoring refreshes, by what failed: drift, realised, registry.",
     labelnames=["part"],
+)
+MODEL_RELOADS = bentoml.metrics.Counter(
+    name="churn_model_reload",
+    documentation="Follow mode: versions the champion alias pointed at, by what became of them: "
+    "swapped, load_failed, check_failed, schema_changed.",
+    labelnames=["result"],
+)
+SWAP_SECONDS = bentoml.metrics.Histogram(
+    name="churn_model_swap_seconds",
+    documentation="Follow mode: from the alias moving in the registry to this worker serving "
+    "the version, by how the move was noticed (push or poll).",
+    labelnames=["noticed_by"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
 MODEL_INFO = bentoml.metrics.Gauge(
     name="churn_model_info",
@@ -204,6 +218,20 @@ def record_model(name: str, version: str, run_id: str) -> None:
     MODEL_INFO.labels(name=name, version=version, run_id=run_id).set(1)
     if version.isdigit():
         SERVED_VERSION.set(int(version))
+
+
+def record_swap(name: str, old: tuple[str, str], new: tuple[str, str]) -> None:
+    """churn_model_info relabelled: the version served before reads 0, the new one 1."""
+    MODEL_INFO.labels(name=name, version=old[0], run_id=old[1]).set(0)
+    record_model(name, *new)
+
+
+def count_model_reload(result: str) -> None:
+    MODEL_RELOADS.labels(result=result).inc()
+
+
+def observe_swap(noticed_by: str, seconds: float) -> None:
+    SWAP_SECONDS.labels(noticed_by=noticed_by).observe(max(seconds, 0.0))
 
 
 @cache

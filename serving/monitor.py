@@ -38,6 +38,10 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def follow(self, model_version: str, reference: ReferenceProfile | None) -> None:
+        """Measure the version now served (follow mode swapped it in)."""
+        self.model_version, self.reference = model_version, reference
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self._thread.start()

@@ -70,5 +70,13 @@ class ServingSettings(RegistrySettings):
     # Signs the console's session cookies; by default derived from the API-key pepper, which
     # every worker and replica shares.
     ui_secret: SecretStr | None = None
+    # Follow mode (serving/follow.py): serve whatever the champion alias points at, swapping
+    # versions without a restart. Off, the service serves the version imported into the bento.
+    follow_alias: bool = False
+    follow_poll_s: PositiveFloat = 30.0
+    # Worker n waits (n - 1) x this before loading a new version, so they do not load together.
+    follow_stagger_s: float = Field(default=3.0, ge=0)
+    # redis://... where the webhook relay publishes promotions, for every worker to hear at once.
+    follow_broadcast: str | None = None
     # Where the console links a model version to (the MLflow UI); empty for no link.
     mlflow_ui_url: str | None = "http://localhost:5000"

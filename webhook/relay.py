@@ -36,6 +36,8 @@ from webhook.signature import (
 )
 
 log = logging.getLogger(__name__)
+# The channel services in follow mode listen on (serving/follow.py).
+FOLLOW_CHANNEL = "churn:champion"
 
 
 class BodyTooLargeError(Exception):
@@ -128,7 +130,27 @@ def create_app(
                 status_code=503,
                 headers={"Retry-After": str(settings.jenkins_timeout_seconds)},
             )
+        await _broadcast(data, request.headers.get(TIMESTAMP_HEADER))
         return await _trigger(str(delivery_id), data)
+
+    broadcaster = (
+        Redis.from_url(settings.broadcast_url, socket_timeout=2, socket_connect_timeout=2)
+        if settings.broadcast_url
+        else None
+    )
+
+    async def _broadcast(data: dict[str, Any], timestamp: str | None) -> None:
+        """Tell every worker in follow mode at once; they resolve the alias themselves, so a
+        lost message only means they notice at their next poll."""
+        if broadcaster is None:
+            return
+        at = int(timestamp) if timestamp and timestamp.isdigit() else time.time()
+        event = {"name": data["name"], "alias": data["alias"], "version": str(data["version"]),
+                 "at": at}  # fmt: skip
+        try:
+            await broadcaster.publish(FOLLOW_CHANNEL, json.dumps(event))
+        except RedisError as exc:
+            log.error("Cannot publish the promotion on %s: %s", settings.broadcast_url, exc)
 
     async def _trigger(delivery_id: str, data: dict[str, Any]) -> JSONResponse:
         trigger = {

@@ -28,6 +28,9 @@ class RelaySettings(BaseSettings):
     ssl_certfile: Path | None = Field(default=None, alias="RELAY_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(default=None, alias="RELAY_SSL_KEYFILE")
     jenkins_timeout_seconds: PositiveInt = Field(default=10, alias="RELAY_JENKINS_TIMEOUT_SECONDS")
+    # redis://... where each promotion is published for services in follow mode
+    # (CHURN_FOLLOW_BROADCAST on their side); unset, nothing is published.
+    broadcast_url: str | None = Field(default=None, alias="RELAY_BROADCAST_URL")
     # Alertmanager's bearer token for /alerts; without one, drift alerts are refused.
     alert_token: SecretStr | None = Field(default=None, alias="RELAY_ALERT_TOKEN")
     # How long one drift episode is remembered, so repeats of it never retrain twice.

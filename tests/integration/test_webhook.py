@@ -19,6 +19,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from serving.follow import CHANNEL as FOLLOW_CHANNEL
 from tests.integration.conftest import BIN, MLFLOW_ADMIN, ROOT, free_port, stop, wait_for
 from webhook.signature import sign
 
@@ -82,6 +83,7 @@ def _relay_env(jenkins: FakeJenkins, port: int) -> dict[str, str]:
         "RELAY_HOST": "127.0.0.1",
         "RELAY_PORT": str(port),
         "RELAY_ALERT_TOKEN": ALERT_TOKEN,
+        "RELAY_BROADCAST_URL": "redis://127.0.0.1:6379/0",
     }
 
 
@@ -294,3 +296,30 @@ def test_a_new_drift_episode_triggers_one_retrain_build(relay: str, jenkins: Fak
     assert call["query"] == {"token": [TOKEN]}
     assert call["body"]["retrain_reason"] == "drift: ChurnFeatureDrift (tenure)"
     assert call["body"]["model_alias"] == "champion"
+
+
+def test_a_relayed_promotion_is_published_for_services_in_follow_mode(
+    relay: str, jenkins: FakeJenkins
+) -> None:
+    import redis
+
+    subscription = redis.Redis.from_url("redis://127.0.0.1:6379/0").pubsub(
+        ignore_subscribe_messages=True
+    )
+    subscription.subscribe(FOLLOW_CHANNEL)
+    event = json.dumps(
+        {"entity": "model_version_alias", "action": "created",
+         "data": {"name": "churn_webhook", "alias": "champion", "version": "9"}}
+    ).encode()  # fmt: skip
+    headers = _signed(event)
+    assert httpx.post(relay, content=event, headers=headers, timeout=10).status_code == 202
+    deadline, message = time.monotonic() + 10, None
+    while message is None and time.monotonic() < deadline:
+        message = subscription.get_message(timeout=1.0)
+    assert message is not None, "nothing was published"
+    published = json.loads(message["data"])
+    assert published["version"] == "9" and published["name"] == "churn_webhook"
+    assert published["at"] == int(headers["X-MLflow-Timestamp"])
+    # A replay is refused before anything is published.
+    assert httpx.post(relay, content=event, headers=headers, timeout=10).status_code == 409
+    assert subscription.get_message(timeout=2.0) is None

@@ -1,0 +1,224 @@
+"""Follow mode end to end: `bentoml serve` with 2 workers under Locust follows the champion
+alias through a promotion, a version broken on purpose, and a rollback, without a restart, a
+failed request or a mixed answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+import redis
+
+from loadtests.gate import read_summary
+from loadtests.headless import locust_command
+from tests.integration.conftest import (
+    BIN,
+    ROOT,
+    Champion,
+    free_port,
+    quick_settings,
+    run_checked,
+    stop,
+    train_quickly,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
+REDIS_URL = os.environ.get("CHURN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+CHANNEL = "churn:champion"
+
+
+@dataclass
+class Probe:
+    """A client of its own, sending one customer at a time and noting which version answered."""
+
+    url: str
+    record: dict[str, Any]
+    seen: list[tuple[float, int, str | None]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post("/predict", json={"customers": [self.record]})
+                    version = response.json()[0]["model_version"] if response.is_success else None
+                    self.seen.append((time.monotonic(), response.status_code, version))
+                except httpx.HTTPError:
+                    self.seen.append((time.monotonic(), 0, None))
+                time.sleep(0.02)
+
+    def since(self, moment: float) -> list[str | None]:
+        return [version for at, _, version in self.seen if at >= moment]
+
+
+def _metric(url: str, name: str, **labels: str) -> float:
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name) and all(label in line for label in wanted):
+            total += float(line.split()[-1])
+    return total
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
+def _broken_version(champion: Champion, good_version: str, folder: Path) -> str:
+    """A version that registers fine but cannot be loaded: its pickled model is garbage."""
+    client = mlflow.MlflowClient(champion.tracking_uri, champion.tracking_uri)
+    good = client.get_model_version(champion.model_name, good_version)
+    source = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(champion.model_name, good_version),
+            dst_path=str(folder),
+            tracking_uri=champion.tracking_uri,
+        )
+    )
+    (source / "python_model.pkl").write_bytes(b"not a pickle")
+    broken = client.create_model_version(
+        champion.model_name, source=source.as_uri(), run_id=good.run_id
+    )
+    return str(broken.version)
+
+
+@pytest.fixture(scope="module")
+def versions(
+    tmp_path_factory: pytest.TempPathFactory, champion: Champion, customers_csv: Path
+) -> Iterator[dict[str, str]]:
+    """The champion (v1 of the shared registry), a second good version, and a broken one."""
+    folder = tmp_path_factory.mktemp("follow")
+    settings = quick_settings(champion.tracking_uri, folder / "artifacts")
+    second = train_quickly(settings, customers_csv, seed=7).version
+    broken = _broken_version(champion, second, folder / "broken")
+    yield {"first": champion.version, "second": second, "broken": broken}
+    run_checked(
+        [str(BIN / "python"), "-m", "training", "promote", "--version", champion.version],
+        champion.env,
+    )
+
+
+def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back_under_load(
+    tmp_path: Path,
+    champion: Champion,
+    versions: dict[str, str],
+    customers: pd.DataFrame,
+    customers_csv: Path,
+) -> None:
+    port = free_port()
+    env = {
+        **champion.env,
+        "CHURN_PORT": str(port),
+        "CHURN_WORKERS": "2",
+        "CHURN_FOLLOW_ALIAS": "true",
+        "CHURN_FOLLOW_POLL_S": "30",  # long: the broadcast must do it
+        "CHURN_FOLLOW_STAGGER_S": "1",
+        "CHURN_FOLLOW_BROADCAST": REDIS_URL,
+        "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}",
+    }
+    url = f"http://127.0.0.1:{port}"
+    publisher = redis.Redis.from_url(REDIS_URL)
+    record = json.loads(customers.head(1).drop(columns=["Churn"]).to_json(orient="records"))[0]
+    probe = Probe(url, record)
+
+    def promote(version: str) -> float:
+        run_checked([str(BIN / "python"), "-m", "training", "promote", "--version", version], env)
+        event = {
+            "name": champion.model_name,
+            "alias": "champion",
+            "version": version,
+            "at": time.time(),
+        }
+        publisher.publish(CHANNEL, json.dumps(event))  # as the webhook relay does
+        return time.monotonic()
+
+    with ExitStack() as stack:
+        log = (tmp_path / "serve.log").open("wb")
+        server = subprocess.Popen(
+            [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        stack.callback(stop, server)
+        wait_for(f"{url}/readyz", server)
+        locust = subprocess.Popen(
+            locust_command(url, 32, 32, 100, tmp_path / "load", reset_stats=False),
+            cwd=ROOT,
+            env={**os.environ, "LOADTEST_DATA": str(customers_csv), "LOADTEST_RATE": "200"},
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "locust.log").open("wb"),
+        )
+        stack.callback(stop, locust)
+        prober = threading.Thread(target=probe.run, daemon=True)
+        prober.start()
+        stack.callback(probe.stop.set)
+        time.sleep(5)
+        assert set(probe.since(0)) == {versions["first"]}
+
+        promoted = promote(versions["second"])
+        _wait(
+            "both workers swapped to the second version",
+            lambda: _metric(url, "churn_model_reload_total", result="swapped") == 2,
+        )
+        swapped = time.monotonic()
+        time.sleep(3)
+        assert set(probe.since(promoted)) <= {versions["first"], versions["second"]}
+        assert set(probe.since(swapped)) == {versions["second"]}
+
+        promote(versions["broken"])
+        _wait(
+            "both workers refused the broken version",
+            lambda: _metric(url, "churn_model_reload_total", result="load_failed") == 2,
+        )
+        refused = time.monotonic()
+        time.sleep(3)
+        assert set(probe.since(refused)) == {versions["second"]}
+        card = httpx.get(f"{url}/model", timeout=10).json()
+        assert card["version"] == versions["second"]
+
+        rolled_back = promote(versions["first"])
+        _wait(
+            "both workers rolled back to the first version",
+            lambda: _metric(url, "churn_model_reload_total", result="swapped") == 4,
+        )
+        back = time.monotonic()
+        time.sleep(3)
+        assert set(probe.since(rolled_back)) <= {versions["first"], versions["second"]}
+        assert set(probe.since(back)) == {versions["first"]}
+
+        assert _metric(url, "churn_model_swap_seconds_count") == 4
+        # A worker's own poll may beat the broadcast now and then, but not most of the time.
+        assert _metric(url, "churn_model_swap_seconds_count", noticed_by="push") >= 2
+        assert _metric(url, "churn_model_version") == float(versions["first"])
+        info = [
+            line
+            for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+            if line.startswith("churn_model_info") and line.endswith(" 1.0")
+        ]
+        assert len(info) == 1 and f'version="{versions["first"]}"' in info[0]
+        probe.stop.set()
+        prober.join(5)
+        stop(locust)
+
+    assert all(status == 200 for _, status, _ in probe.seen), "the probe saw a failure"
+    summary = read_summary(tmp_path / "load_stats.csv")
+    assert summary.requests > 1000
+    assert summary.failures == 0, (tmp_path / "load_failures.csv").read_text()
+    shutil.rmtree(tmp_path / "broken", ignore_errors=True)
