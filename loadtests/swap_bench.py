@@ -73,13 +73,13 @@ def _workers(server: psutil.Process) -> list[psutil.Process]:
     return [p for p in server.children(recursive=True) if "worker-id" in " ".join(p.cmdline())]
 
 
-def _promote(version: str, env: dict[str, str]) -> None:
-    subprocess.run(
-        [str(BIN / "python"), "-m", "training", "promote", "--version", version],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+def _promote(version: str) -> None:
+    """Move the alias as `training promote` does, without a CLI's start-up in the window."""
+    from registry.client import connect, set_alias
+    from registry.settings import RegistrySettings
+
+    settings = RegistrySettings()
+    set_alias(connect(settings), settings.model_name, settings.model_alias, version)
 
 
 def _swap(
@@ -111,13 +111,13 @@ def main() -> int:
     env = {
         **os.environ,
         "CHURN_FOLLOW_ALIAS": "true",
-        "CHURN_FOLLOW_POLL_S": "10",
+        "CHURN_FOLLOW_POLL_S": "30",
         "CHURN_FOLLOW_BROADCAST": args.redis,
         "CHURN_WORKERS": "2",
         "CHURN_PORT": str(args.port),
         "CHURN_HISTORY_URL": f"sqlite:///{folder / 'history.db'}",
     }
-    _promote(args.from_version, env)
+    _promote(args.from_version)
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
         [str(BIN / "bentoml"), "serve", "."],
@@ -145,8 +145,8 @@ def main() -> int:
         time.sleep(15)
         before = {w.pid: w.memory_info().rss for w in workers}
 
-        pushed_at = time.monotonic()
-        _promote(args.to, env)
+        _promote(args.to)
+        pushed_at = time.monotonic()  # the alias has moved
         redis.Redis.from_url(args.redis).publish(
             CHANNEL,
             json.dumps(
@@ -157,8 +157,8 @@ def main() -> int:
         time.sleep(10)
         after_push = {w.pid: w.memory_info().rss for w in workers}
 
+        _promote(args.from_version)  # no broadcast: the workers poll
         polled_at = time.monotonic()
-        _promote(args.from_version, env)  # no broadcast: the workers poll
         polled_done, poll_peak = _swap(url, 4, workers)
         time.sleep(10)
         after_poll = {w.pid: w.memory_info().rss for w in workers}
