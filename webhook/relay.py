@@ -152,6 +152,18 @@ def create_app(
         except RedisError as exc:
             log.error("Cannot publish the promotion on %s: %s", settings.broadcast_url, exc)
 
+    async def _post_to_jenkins(trigger: dict[str, str]) -> str | None:
+        """Start the job with `trigger` as its variables; what went wrong, or None."""
+        try:
+            response = await jenkins.post(
+                settings.jenkins_trigger_url,
+                params={"token": settings.jenkins_trigger_token.get_secret_value()},
+                json=trigger,
+            )
+        except httpx.HTTPError as exc:
+            return f"Jenkins could not be reached: {type(exc).__name__}"
+        return f"Jenkins answered {response.status_code}" if response.is_error else None
+
     async def _trigger(delivery_id: str, data: dict[str, Any]) -> JSONResponse:
         trigger = {
             "model_name": data["name"],
@@ -159,15 +171,7 @@ def create_app(
             "model_version": str(data["version"]),
             "delivery_id": delivery_id,
         }
-        try:
-            response = await jenkins.post(
-                settings.jenkins_trigger_url,
-                params={"token": settings.jenkins_trigger_token.get_secret_value()},
-                json=trigger,
-            )
-            failure = f"Jenkins answered {response.status_code}" if response.is_error else None
-        except httpx.HTTPError as exc:
-            failure = f"Jenkins could not be reached: {type(exc).__name__}"
+        failure = await _post_to_jenkins(trigger)
         if failure is not None:
             log.error("Delivery %s not relayed: %s", delivery_id, failure)
             await _quietly(relayed.release(delivery_id))  # else the claim expires on its own
@@ -217,15 +221,7 @@ def create_app(
             "model_version": "",
             "retrain_reason": reason,
         }
-        try:
-            response = await jenkins.post(
-                settings.jenkins_trigger_url,
-                params={"token": settings.jenkins_trigger_token.get_secret_value()},
-                json=trigger,
-            )
-            failure = f"Jenkins answered {response.status_code}" if response.is_error else None
-        except httpx.HTTPError as exc:
-            failure = f"Jenkins could not be reached: {type(exc).__name__}"
+        failure = await _post_to_jenkins(trigger)
         for alert in fresh:
             await _quietly(
                 episodes.release(alert.episode) if failure else episodes.done(alert.episode)
