@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import sqlalchemy as sa
 import typer
 
+from churn.errors import UserError
 from cli.runner import run
 from history.database import DATABASE_ERRORS, engine_for
 from history.schema import migrate as apply_migrations
@@ -25,6 +29,34 @@ def migrate() -> None:
         raise unreachable(url, error) from None
     target = engine.url.render_as_string(hide_password=True)
     typer.echo(f"{target}: " + (f"applied {', '.join(applied)}." if applied else "up to date."))
+
+
+@app.command("create-database")
+def create_database(
+    url: Annotated[str, typer.Option(help="postgresql://... of the database to create.")],
+) -> None:
+    """Create the PostgreSQL database of a history URL if it does not exist, then migrate it."""
+    import psycopg
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        raise UserError(f"--url: {url!r} is not a postgresql:// URL naming a database.")
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    try:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as db:
+            exists = db.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)
+            ).fetchone()
+            if exists is None:
+                db.execute(f'CREATE DATABASE "{parsed.database}"')
+        applied = apply_migrations(engine_for(url))
+    except DATABASE_ERRORS as error:
+        raise unreachable(url, error) from None
+    made = "existed" if exists else "created"
+    typer.echo(
+        f"{parsed.database}: {made}; "
+        + (f"applied {', '.join(applied)}." if applied else "up to date.")
+    )
 
 
 @app.command()
