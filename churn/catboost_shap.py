@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
 
-from churn.columns import Table, as_frame
+from churn.catboost_pool import catboost_pool
+from churn.columns import Table
 from churn.features import FeatureSpec
 
 # Starting threads costs more than it saves for a few customers.
@@ -98,10 +99,7 @@ class CatBoostShap:
 
 
 def _pool(spec: FeatureSpec, features: Table) -> Pool:
-    frame = as_frame(features)
-    if list(frame.columns) != spec.names:  # `spec.prepare` already gives this order
-        frame = frame[spec.names]
-    return Pool(frame, cat_features=spec.categorical)
+    return catboost_pool(spec, features)
 
 
 def _catboost_shap(model: CatBoostClassifier, pool: Pool) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from churn.columns import Table, as_frame
+from churn.catboost_pool import catboost_pool
+from churn.columns import Table
 from churn.customer_value import CustomerValue
 from churn.deciles import Deciles
 from churn.explain import Explainer, Reason, contributions, reasons_from
@@ -117,8 +118,7 @@ class ChurnModel(PythonModel):
     def churn_probability_prepared(self, features: Table) -> np.ndarray:
         if isinstance(self.estimator, LinearScorer):
             return self.estimator.predict_proba(features)[:, 1]
-        # CatBoost reads DataFrames, not `Columns`.
-        return np.asarray(self.estimator.predict_proba(as_frame(features)))[:, 1]
+        return np.asarray(self.estimator.predict_proba(catboost_pool(self.spec, features)))[:, 1]
 
     def decide(self, customers: Table) -> Decisions:
         return self.decide_prepared(self.spec.prepare_columns(customers))
