@@ -27,7 +27,7 @@ from history.database import engine_for
 from history.records import ScoredBatch, rows_of
 from history.schema import migrate
 from history.sinks import sink_for
-from loadtests.bench import BIN, Target, running
+from loadtests.servers import BIN, Target, running
 
 CUSTOMER = "BENCH-0001"
 PAGES = ("/ui/today", f"/ui/customers?id={CUSTOMER}", "/ui/score", "/ui/files", "/ui/model",

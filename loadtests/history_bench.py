@@ -29,7 +29,7 @@ from history.records import ScoredBatch
 from history.schema import create_partitions, migrate
 from history.sinks import PostgresSink
 from history.writer import HistoryWriter
-from loadtests.bench import BIN, Target, running
+from loadtests.servers import BIN, Target, running
 
 DATABASE = "churn_history_bench"
 FILL = """

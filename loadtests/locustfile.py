@@ -1,7 +1,8 @@
 """Load test for POST /predict: mostly single customers, some batches of 10 to 100.
 
 `LOADTEST_API=mlflow` sends the same customers to `mlflow models serve` (POST /invocations)
-instead, for the side-by-side benchmark.
+instead, for the side-by-side benchmark; `LOADTEST_ENDPOINT=explain` sends them to /explain.
+`LOADTEST_BATCH_SHARE=0` sends single customers only.
 
 Every response is checked: status 200, one prediction per customer in order, probabilities in
 0..1. A wrong body counts as a failure. The offered rate is fixed by constant-throughput users:
@@ -32,13 +33,14 @@ USERS = int(os.environ.get("LOADTEST_USERS", "100"))
 BATCH_SHARE = float(os.environ.get("LOADTEST_BATCH_SHARE", "0.05"))
 API = os.environ.get("LOADTEST_API", "bentoml")
 ID_COLUMN = os.environ.get("LOADTEST_ID_COLUMN", "customerID")
+ENDPOINT = os.environ.get("LOADTEST_ENDPOINT", "predict")
 API_KEY = os.environ.get("LOADTEST_API_KEY", "")
 HEADERS = {
     "Content-Type": "application/json",
     **({"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}),
 }
 PATH, BODY_KEY = (
-    ("/predict", "customers") if API == "bentoml" else ("/invocations", "dataframe_records")
+    (f"/{ENDPOINT}", "customers") if API == "bentoml" else ("/invocations", "dataframe_records")
 )
 ANSWERED_FILE = os.environ.get("LOADTEST_ANSWERED", "")
 # (request id, customers) of every request answered with a good body.

@@ -28,10 +28,10 @@ import httpx
 import psutil
 import redis
 
-from loadtests.bench import BIN
 from loadtests.customers import load_records
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
+from loadtests.servers import BIN
 
 CHANNEL = "churn:champion"
 

@@ -1,0 +1,87 @@
+"""The servers the benchmarks start: a command, its environment, and how to know it is ready."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+READY_WITHIN_S = 180
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    key: str  # what --targets selects
+    api: str  # the request format the Locust file sends
+    command: list[str]
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
+def bentoml_serve(port: int) -> list[str]:
+    return [str(BIN / "bentoml"), "serve", ".", "--port", str(port)]
+
+
+def mlflow_serve(model_uri: str, workers: int, port: int) -> list[str]:
+    return [
+        str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+        "-h", "127.0.0.1", "-p", str(port), "-w", str(workers),
+    ]  # fmt: skip
+
+
+@contextmanager
+def started(target: Target, port: int, log: Path) -> Iterator[Server]:
+    """`target` running on `port` until the block ends, its output in `log`."""
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        # mlflow starts `uvicorn` by name, so the venv's bin must be on PATH.
+        path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {**os.environ, **target.env, "PATH": path}
+        process = subprocess.Popen(target.command, stdout=output, stderr=output, env=env)
+        try:
+            _wait_until_ready(process, url + target.ready_path, target.name, log)
+            yield Server(url, process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def running(target: Target, port: int, log: Path) -> Iterator[str]:
+    """`started`, for callers that need only the URL."""
+    with started(target, port, log) as server:
+        yield server.url
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], ready_url: str, name: str, log: Path
+) -> None:
+    deadline = time.monotonic() + READY_WITHIN_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited early; see {log}")
+        try:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{name} was not ready within {READY_WITHIN_S} s; see {log}")
