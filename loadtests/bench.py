@@ -44,7 +44,7 @@ P99_TARGETS_MS = (50.0, 100.0, 500.0)
 PRODUCTION = "this service, production (CatBoost, keys required, history on PostgreSQL)"
 BARE = "this service, bare (keys and history off)"
 BASELINE = "`mlflow models serve`"
-DEFAULT_RATES = "25,50,100,200,300,400,600,800,1000,1200,1400,1600,1800,2000,2200,2400"
+DEFAULT_RATES = "25,50,100,200,300,400,600,800,1000,1200,1400,1700,2000,2400"
 
 
 @dataclass(frozen=True)
