@@ -39,7 +39,11 @@ from serving import metrics, quiet_client_errors
 from serving.authenticate import Authenticate
 from serving.body_limit import BodyLimit
 from serving.champion import champion_version, example_customer, model_description
-from serving.errors import first_unscorable, first_unscorable_prediction, unscorable_message
+from serving.errors import (
+    first_unscorable_explanation,
+    first_unscorable_prediction,
+    unscorable_message,
+)
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
 from serving.follow import Follower, FollowSettings, LoadedVersion
@@ -85,6 +89,18 @@ FAST_PREDICT = (
         SETTINGS.max_batch_size,
         SETTINGS.max_in_flight_per_worker,
         partial(metrics.record_batch, "churn", "predict", max_batch_size=SETTINGS.max_batch_size),
+    )
+    if SETTINGS.fast_predict
+    else None
+)
+FAST_EXPLAIN = (
+    PredictEndpoint(
+        PredictRequest,
+        SETTINGS.max_latency_ms,
+        SETTINGS.max_batch_size,
+        SETTINGS.max_in_flight_per_worker,
+        partial(metrics.record_batch, "churn", "explain", max_batch_size=SETTINGS.max_batch_size),
+        first_unscorable_explanation,
     )
     if SETTINGS.fast_predict
     else None
@@ -179,8 +195,9 @@ class ChurnService:
                     partial(champion_version, SETTINGS),
                 )
                 self.monitor.start()
-        if FAST_PREDICT is not None:
+        if FAST_PREDICT is not None and FAST_EXPLAIN is not None:
             FAST_PREDICT.bind(self.predictions)
+            FAST_EXPLAIN.bind(self.explanations)
         self._bind_console()
         if SETTINGS.follow_alias:
             self.follower = Follower(
@@ -349,22 +366,33 @@ class ChurnService:
     def explain(self, customers: list[Any]) -> list[Explanation]:
         """The top 3 reasons behind each customer's risk (SHAP for CatBoost, exact linear
         contributions for the baseline). Separate from /predict so /predict stays fast."""
-        served = self.served
-        probabilities, reasons = served.model.explain_with_probability(customer_columns(customers))
-        unscorable = first_unscorable(
-            [probability, *(reason.contribution for reason in customer_reasons)]
-            for probability, customer_reasons in zip(probabilities.tolist(), reasons, strict=True)
-        )
+        answers = self.explanations(customers)
+        unscorable = first_unscorable_explanation(answers)
         if unscorable is not None:
             raise bentoml.exceptions.InvalidArgument(unscorable_message(unscorable))
+        return [Explanation(**answer) for answer in answers]
+
+    def explanations(
+        self,
+        customers: list[Any],
+        clients: list[str] | None = None,
+        request_ids: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """What /explain answers, whichever path serves it (`clients` and `request_ids` are
+        what serving/fast_predict.py hands every scoring function; explanations are not
+        recorded)."""
+        served = self.served  # read once: every customer of the batch gets one version
+        probabilities, reasons = served.model.explain_with_probability(customer_columns(customers))
         return [
-            Explanation(
-                customer_id=_customer_id(customer),
-                churn_probability=float(probabilities[row]),
-                reasons=reasons[row],
-                model_version=served.version,
+            {
+                "customer_id": _customer_id(customer),
+                "churn_probability": probability,
+                "reasons": customer_reasons,
+                "model_version": served.version,
+            }
+            for customer, probability, customer_reasons in zip(
+                customers, probabilities.tolist(), reasons, strict=True
             )
-            for row, customer in enumerate(customers)
         ]
 
     @bentoml.task  # type: ignore[untyped-decorator]
@@ -467,11 +495,13 @@ if SETTINGS.auth == "required":
         RateLimit,
         limiter=LIMITER,
         max_customers_per_request=SETTINGS.max_customers_per_request,
-        charged_by_app=frozenset({"/predict"} if FAST_PREDICT is not None else ()),
+        charged_by_app=frozenset({"/predict", "/explain"} if FAST_PREDICT is not None else ()),
     )
-if FAST_PREDICT is not None:
-    ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-        FastPredict,
-        endpoint=FAST_PREDICT,
-        requests_per_connection=SETTINGS.requests_per_connection,
-    )
+for path, endpoint in (("/predict", FAST_PREDICT), ("/explain", FAST_EXPLAIN)):
+    if endpoint is not None:
+        ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
+            FastPredict,
+            endpoint=endpoint,
+            path=path,
+            requests_per_connection=SETTINGS.requests_per_connection,
+        )

@@ -73,3 +73,10 @@ def first_unscorable_prediction(predictions: Sequence[dict[str, Any]]) -> int | 
         (value for value in prediction.values() if type(value) is float)
         for prediction in predictions
     )
+
+
+def first_unscorable_explanation(explanations: Sequence[dict[str, Any]]) -> int | None:
+    return first_unscorable(
+        [explanation["churn_probability"], *(r.contribution for r in explanation["reasons"])]
+        for explanation in explanations
+    )

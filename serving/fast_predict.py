@@ -1,11 +1,13 @@
-"""POST /predict answered in ASGI, with adaptive batching that never holds a request back.
+"""POST /predict and /explain answered in ASGI, with adaptive batching that never holds a
+request back.
 
 BentoML's per-request API path costs more than scoring a customer, so this middleware answers
-POST /predict itself (docs/performance.md has the figures). BentoML installs it inside its own
+POST /predict (and, in a second instance, /explain) itself (docs/performance.md has the
+figures). BentoML installs it inside its own
 stack, so its request metrics, timeout and concurrency limit still count and guard every
 request. It validates with the same request model, batches with serving/batcher.py and scores
-with the service's own function. The `predict` API stays declared: /schema.json, /docs and
-BentoML clients see the same endpoint, and with CHURN_FAST_PREDICT=false it answers itself.
+with the service's own function. The `predict` and `explain` APIs stay declared: /schema.json, /docs
+and BentoML clients see the same endpoints, and with CHURN_FAST_PREDICT=false they answer.
 """
 
 from __future__ import annotations
@@ -80,12 +82,16 @@ class PredictEndpoint:
         max_batch_size: int,
         max_in_flight: int = 1000,
         record_batch: Callable[[int], None] = lambda requests: None,
+        unscorable: Callable[[Sequence[dict[str, Any]]], int | None] = (
+            first_unscorable_prediction
+        ),
     ) -> None:
         self.request_model = request_model
         self.max_latency_ms = max_latency_ms
         self.max_batch_size = max_batch_size
         self.max_in_flight = max_in_flight
         self.record_batch = record_batch
+        self.unscorable = unscorable
         self.in_flight = 0
         self._score: Score | None = None
         self._batched: Batcher[ClientRequest, list[dict[str, Any]]] | None = None
@@ -155,7 +161,7 @@ class PredictEndpoint:
         except Exception:
             log.exception("Scoring failed")
             return Answer(500, error_body("Scoring failed; the server log has the details."))
-        unscorable = first_unscorable_prediction(predictions)
+        unscorable = self.unscorable(predictions)
         if unscorable is not None:
             return Answer(400, error_body(unscorable_message(unscorable)))
         # pydantic-core encodes several times faster than the json module.

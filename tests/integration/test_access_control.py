@@ -59,6 +59,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
             "CHURN_AUTH_PEPPER": uuid.uuid4().hex,
             "CHURN_AUTH_CACHE_SECONDS": str(CACHE_SECONDS),
             "CHURN_RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/0",
+            # Its own history: other tests' services record the same customers.
+            "CHURN_HISTORY_URL": f"sqlite:///{log.parent / 'history.db'}",
         }
         process = subprocess.Popen(
             [str(BIN / "bentoml"), "serve", "."],

@@ -11,6 +11,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
+from churn.explain import Reason
+from serving.errors import first_unscorable_explanation
 from serving.fast_predict import OVERLOADED, FastPredict, PredictEndpoint
 from serving.schema import request_model
 
@@ -221,3 +223,28 @@ def test_a_connection_is_closed_after_its_quota_of_requests_and_others_are_not()
     other, first = asyncio.run(both())
     assert other == [None, None, "close", None, None, "close", None]
     assert first == [None, None, "close", None]
+
+
+def test_an_explanation_with_a_contribution_that_is_not_finite_gets_a_400() -> None:
+    def explain(customers: list[Any], clients: list[str], ids: list[str]) -> list[dict[str, Any]]:
+        return [
+            {
+                "customer_id": c.customer_id,
+                "churn_probability": 0.5,
+                "reasons": [Reason("tenure", c.tenure, c.tenure * 1e308, "raises risk")],
+            }
+            for c in customers
+        ]
+
+    endpoint = PredictEndpoint(
+        PredictRequest, 1000, max_batch_size=500, unscorable=first_unscorable_explanation
+    )
+    endpoint.bind(explain)
+    fine, overflowing = _send_all(
+        endpoint,
+        [{"customers": [{"customerID": "a", "tenure": 0.5}]},
+         {"customers": [{"customerID": "a", "tenure": 0.5}, {"customerID": "b", "tenure": 10}]}],
+    )  # fmt: skip
+    assert fine.status_code == 200 and fine.json()[0]["reasons"][0]["feature"] == "tenure"
+    assert overflowing.status_code == 400
+    assert overflowing.json()["error"].startswith("customers.1: the model cannot score")
