@@ -119,5 +119,7 @@ class Limiter:
         if lease.tokens >= cost:
             lease.tokens -= cost
             return ALLOWED
-        lease.denied_until = window_ends
-        return Verdict(False, limit, max(window_ends - now, 0.0))
+        # `now` was read before the store's round trips, and a window never ends later than
+        # its length from now.
+        lease.denied_until = min(window_ends, now + limit.get_expiry())
+        return Verdict(False, limit, max(lease.denied_until - now, 0.0))

@@ -44,6 +44,23 @@ def test_a_request_costs_its_customers_and_a_refusal_says_when_to_retry() -> Non
     assert 0 < second.retry_after_s <= 60
 
 
+def test_a_refusal_never_asks_to_wait_longer_than_the_window() -> None:
+    class SlowClock(MemoryStorage):
+        """A store whose window seems to end later than its length from the caller's `now`, as
+        it does when the caller read the time before the round trips."""
+
+        async def get_expiry(self, key: str) -> float:
+            return await super().get_expiry(key) + 0.7
+
+    async def run() -> list[Any]:
+        limiter = Limiter(SlowClock(), timeout_s=1)
+        return [await limiter.charge("key", [PER_MINUTE], 60) for _ in range(3)]
+
+    _, refused, refused_again = asyncio.run(run())
+    assert not refused.allowed and 59 < refused.retry_after_s <= 60
+    assert not refused_again.allowed and refused_again.retry_after_s <= 60
+
+
 def test_a_request_larger_than_a_whole_window_is_refused_as_too_large() -> None:
     verdict = _charge(Limiter(MemoryStorage(), timeout_s=1), 101)
     assert not verdict.allowed and verdict.too_large
