@@ -147,7 +147,7 @@ http_routes.include_router(CONSOLE.router())
     traffic={"timeout": 30},
     metrics={"enabled": True},
     logging={"access": {"enabled": SETTINGS.access_log}},
-    tracing={"excluded_urls": [] if SETTINGS.trace_predict else ["/predict"]},
+    tracing={"excluded_urls": [] if SETTINGS.trace_predict else ["/predict", "/explain"]},
 )
 @bentoml.asgi_app(http_routes, path="/")
 class ChurnService:

@@ -44,7 +44,8 @@ class ServingSettings(RegistrySettings):
     fast_predict: bool = True
     # One log line per request costs more CPU than scoring it; /metrics counts requests anyway.
     access_log: bool = False
-    # OpenTelemetry's middleware costs CPU on every request even when nothing is sampled.
+    # OpenTelemetry's middleware costs CPU on every request even when nothing is sampled; false
+    # leaves /predict and /explain out of it.
     trace_predict: bool = False
     # Access control (serving/authenticate.py): "required" asks every caller but /livez,
     # /readyz, /docs and /metrics for an API key; "off" lets anyone in and says so at start-up.
