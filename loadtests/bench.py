@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -37,7 +35,7 @@ from loadtests import overload
 from loadtests.bench_report import Measured, print_report
 from loadtests.customers import load_records
 from loadtests.ladder import Load, best_within, climb, closed_loop
-from loadtests.servers import Target, bentoml_serve, mlflow_serve, started
+from loadtests.servers import Target, bentoml_serve, create_key, mlflow_serve, started
 from serving.settings import ServingSettings
 
 P99_TARGETS_MS = (50.0, 100.0, 500.0)
@@ -165,12 +163,8 @@ def _median_ms(calls: Iterable[Callable[[], object]]) -> float:
 
 def bench_key(auth_db: str) -> str:
     """A key for the production server, with a rate far above any step's."""
-    made = subprocess.run(
-        [sys.executable, "-m", "serving", "keys", "create", "--name", "bench", "--scopes",
-         "predict,explain", "--rate", "1000000/second", "--replace"],
-        env={**os.environ, "CHURN_AUTH_DB": auth_db}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return made.stdout.strip()
+    options = ("--rate", "1000000/second", "--replace")
+    return create_key({"CHURN_AUTH_DB": auth_db}, "predict,explain", *options)
 
 
 def main() -> None:

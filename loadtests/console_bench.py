@@ -27,7 +27,7 @@ from history.database import engine_for
 from history.records import ScoredBatch, rows_of
 from history.schema import migrate
 from history.sinks import sink_for
-from loadtests.servers import BIN, Target, running
+from loadtests.servers import Target, bentoml_serve, create_key, running
 
 CUSTOMER = "BENCH-0001"
 PAGES = ("/ui/today", f"/ui/customers?id={CUSTOMER}", "/ui/score", "/ui/files", "/ui/model",
@@ -73,10 +73,9 @@ def main() -> int:
         "CHURN_HISTORY_URL": history_url,
         "CHURN_MONITOR": "false",
     }
-    key = _create_key(env)
+    key = create_key(env, "admin")
     results: dict[str, dict[str, float]] = {}
-    serve = [str(BIN / "bentoml"), "serve", ".", "--port", "3011"]
-    target = Target("console", "console", "bentoml", serve, "/readyz", env)
+    target = Target("console", "console", "bentoml", bentoml_serve(3011), "/readyz", env)
     with (
         running(target, 3011, folder / "serve.log") as base,
         httpx.Client(base_url=base, timeout=30, follow_redirects=False) as client,
@@ -114,18 +113,6 @@ def main() -> int:
     print(f"PASS: every page's median is within {args.max_ms:.0f} ms, with {args.rows:,} scores "
           "for one customer")  # fmt: skip
     return 0
-
-
-def _create_key(env: dict[str, str]) -> str:
-    import os
-    import subprocess
-
-    created = subprocess.run(
-        [str(BIN / "python"), "-m", "serving", "keys", "create", "--name", "bench",
-         "--scopes", "admin"],
-        env={**os.environ, **env}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return created.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from history.records import ScoredBatch
 from history.schema import create_partitions, migrate
 from history.sinks import PostgresSink
 from history.writer import HistoryWriter
-from loadtests.servers import BIN, Target, running
+from loadtests.servers import Target, bentoml_serve, running
 
 DATABASE = "churn_history_bench"
 FILL = """
@@ -136,10 +136,8 @@ def main() -> int:
         print(f"Generating {args.rows:,} predictions for {args.customers:,} customers ...")
         seconds = fill(url, args.rows, args.customers, args.days)
         print(f"Generated in {seconds:.0f} s")
-        serve = [str(BIN / "bentoml"), "serve", ".", "--port", str(args.port)]
-        target = Target(
-            "history", "history", "bentoml", serve, "/readyz", {"CHURN_HISTORY_URL": url}
-        )
+        env = {"CHURN_HISTORY_URL": url}
+        target = Target("history", "history", "bentoml", bentoml_serve(args.port), "/readyz", env)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with running(target, args.port, args.out.with_suffix(".log")) as service_url:
             latencies = lookups(url, service_url, args.customers, args.lookups)

@@ -37,6 +37,17 @@ def bentoml_serve(port: int) -> list[str]:
     return [str(BIN / "bentoml"), "serve", ".", "--port", str(port)]
 
 
+def create_key(env: dict[str, str], scopes: str, *options: str) -> str:
+    """A key named "bench" in the key store `env` names (CHURN_AUTH_DB), printed once by the
+    keys CLI."""
+    created = subprocess.run(
+        [sys.executable, "-m", "serving", "keys", "create", "--name", "bench", "--scopes", scopes,
+         *options],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return created.stdout.strip()
+
+
 def mlflow_serve(model_uri: str, workers: int, port: int) -> list[str]:
     return [
         str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
