@@ -58,6 +58,9 @@ class HistoryWriter:
         self._pending: deque[ScoredBatch] = deque()
         self._pending_rows = 0
         self._in_hand: list[Row] = []
+        # Rows taken from the buffer and not yet written: counted from the moment they are
+        # taken, while their rows are still being made outside the lock.
+        self._held_rows = 0
         self._counts_in_hand: list[DriftCount] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,7 +71,7 @@ class HistoryWriter:
         count = len(batch)
         with self._lock:
             # The batch being retried counts too: together they never pass `buffer_rows`.
-            if self._pending_rows + len(self._in_hand) + count > self.buffer_rows:
+            if self._pending_rows + self._held_rows + count > self.buffer_rows:
                 full = True
             else:
                 full = False
@@ -79,7 +82,7 @@ class HistoryWriter:
 
     @property
     def buffered_rows(self) -> int:
-        return self._pending_rows + len(self._in_hand)
+        return self._pending_rows + self._held_rows
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -134,7 +137,9 @@ class HistoryWriter:
             self.events.failed(1)
             return False
         self.events.written(len(self._in_hand))
-        self._in_hand, self._counts_in_hand = [], []
+        with self._lock:
+            self._in_hand, self._counts_in_hand = [], []
+            self._held_rows = 0
         return True
 
     def _count(self, rows: list[Row]) -> list[DriftCount]:
@@ -154,6 +159,7 @@ class HistoryWriter:
                 self._pending_rows -= len(batch)
                 batches.append(batch)
                 count += len(batch)
+            self._held_rows = count
         # Made outside the lock, and letting go of the GIL between batches, so requests go on
         # while the rows are made.
         rows: list[Row] = []
@@ -164,9 +170,10 @@ class HistoryWriter:
 
     def _drop_everything(self) -> int:
         with self._lock:
-            left = self._pending_rows + len(self._in_hand)
+            left = self._pending_rows + self._held_rows
             self._pending.clear()
             self._pending_rows = 0
+            self._held_rows = 0
             self._in_hand, self._counts_in_hand = [], []
         if left:
             self.events.dropped(left)

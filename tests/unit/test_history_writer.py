@@ -111,6 +111,22 @@ def test_while_the_database_is_down_rows_wait_up_to_the_buffer_then_are_dropped_
     assert counts.written + counts.dropped == 100
 
 
+def test_rows_being_made_count_against_the_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that arrives while the writer makes rows outside the lock sees them as held."""
+    sink, counts = Sink(), Counts()
+    writer = HistoryWriter(sink, buffer_rows=20, batch_rows=20, events=counts.events())
+
+    def rows_while_a_request_arrives(batch: ScoredBatch, *args: Any) -> list[Row]:
+        writer.record(_batch(100, 10))
+        return rows_of(batch, *args)
+
+    writer.record(_batch(0, 20))
+    monkeypatch.setattr("history.writer.rows_of", rows_while_a_request_arrives)
+    sink.down = True
+    assert not writer.flush()
+    assert counts.dropped == 10 and writer.buffered_rows == 20
+
+
 def test_close_writes_what_is_buffered_and_counts_what_it_cannot() -> None:
     sink, counts = Sink(), Counts()
     writer = HistoryWriter(sink, flush_seconds=60, events=counts.events())
