@@ -108,6 +108,7 @@ class Follower:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        self._connect()
         self._threads.append(threading.Thread(target=self._run, name="follow", daemon=True))
         if self.settings.broadcast_url:
             listener = threading.Thread(target=self._listen, name="follow-push", daemon=True)
@@ -189,6 +190,7 @@ class Follower:
                     "serve it",
                 )
             model = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+            metrics.hold_model(model)
             description = json.loads((local / "artifacts" / MODEL_DESCRIPTION_FILE).read_text())
         except RefusedError:
             shutil.rmtree(folder, ignore_errors=True)
@@ -221,10 +223,22 @@ class Follower:
             noticed_by,
         )
 
+    def _connect(self) -> None:
+        """Make the registry client before the worker takes traffic. Made later, in the follow
+        thread, its imports and the store's schema check hold the GIL for up to 200 ms at a
+        time, and every request in flight would wait behind them during the first swap."""
+        for attempt in range(3):
+            try:
+                self._client = MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
+                return
+            except Exception as error:  # the follow thread tries again on its first check
+                # Workers opening one SQLite store together can meet on its schema check.
+                log.warning("Follow: cannot open the registry yet (attempt %d): %s",
+                            attempt + 1, _first_line(error))  # fmt: skip
+                time.sleep(0.5 * (attempt + 1))
+
     @property
     def client(self) -> MlflowClient:
-        # Made in the follow thread, after the worker started: workers opening an SQLite store
-        # together at start-up would race on its schema check.
         if self._client is None:
             self._client = MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
         return self._client
