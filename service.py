@@ -163,6 +163,7 @@ class ChurnService:
             )
         labels = self.champion.info.labels
         model: ChurnModel = bentoml.mlflow.load_model(self.champion).unwrap_python_model()
+        metrics.hold_model(model)
         self.served = Served.of(
             model,
             labels.get("registered_model", SETTINGS.model_name),

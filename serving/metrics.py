@@ -5,6 +5,7 @@ Created through `bentoml.metrics` so they aggregate across workers.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from functools import cache
@@ -130,6 +131,18 @@ MODEL_INFO = bentoml.metrics.Gauge(
     labelnames=["name", "version", "run_id"],
     multiprocess_mode="max",
 )
+MODELS_IN_MEMORY = bentoml.metrics.Gauge(
+    name="churn_models_in_memory",
+    documentation="Model versions held in memory by the worker holding most: 1 while serving, "
+    "2 while a swap loads the next one or batches finish on the old one.",
+    multiprocess_mode="livemax",
+)
+
+
+def hold_model(model: object) -> None:
+    """Count `model` in churn_models_in_memory until it is freed."""
+    MODELS_IN_MEMORY.inc()
+    weakref.finalize(model, MODELS_IN_MEMORY.dec)
 
 
 def record_predictions(
