@@ -13,6 +13,7 @@ again). Fails on any failed request or a mixed version after a swap completed.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -34,6 +35,8 @@ from loadtests.headless import locust_command
 from loadtests.servers import BIN
 
 CHANNEL = "churn:champion"
+MODELS_IN_MEMORY = "churn_models_in_memory"
+MAX_P99_MS = 100
 
 
 @dataclass
@@ -60,13 +63,35 @@ class Probe:
         return [sample for sample in self.seen if start <= sample[0] <= end]
 
 
-def _metric(url: str, name: str, **labels: str) -> float:
+def _scrape(url: str) -> str:
+    # Each scrape costs a worker milliseconds of CPU: the bench scrapes twice a second at most.
+    return httpx.get(f"{url}/metrics", timeout=10).text
+
+
+def _metric(metrics: str, name: str, **labels: str) -> float:
     wanted = [f'{key}="{value}"' for key, value in labels.items()]
     return sum(
         float(line.split()[-1])
-        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+        for line in metrics.splitlines()
         if line.startswith(name) and all(label in line for label in wanted)
     )
+
+
+def _locust_in_window(history_csv: Path, start: float, end: float) -> dict[str, float | None]:
+    """Locust's own view of a window (wall-clock seconds): its worst rolling p99 (Locust keeps
+    percentiles over the last 10 s) and its mean current rate, from --csv-full-history."""
+    with history_csv.open() as handle:
+        rows = [
+            row
+            for row in csv.DictReader(handle)
+            if row["Name"] == "Aggregated" and start <= float(row["Timestamp"]) <= end + 1
+        ]
+    p99s = [float(row["99%"]) for row in rows if row["99%"] != "N/A"]
+    rates = [float(row["Requests/s"]) for row in rows]
+    return {
+        "locust_worst_p99_ms": max(p99s) if p99s else None,
+        "locust_requests_per_second": statistics.mean(rates) if rates else None,
+    }
 
 
 def _workers(server: psutil.Process) -> list[psutil.Process]:
@@ -82,19 +107,39 @@ def _promote(version: str) -> None:
     set_alias(connect(settings), settings.model_name, settings.model_alias, version)
 
 
-def _swap(
-    url: str, expected_swaps: int, workers: list[psutil.Process], timeout: float = 180
-) -> tuple[float, dict[int, int]]:
-    """Wait for both workers to swap, sampling their memory; (when done, peak RSS by pid)."""
-    peak = {w.pid: w.memory_info().rss for w in workers}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for worker in workers:
-            peak[worker.pid] = max(peak[worker.pid], worker.memory_info().rss)
-        if _metric(url, "churn_model_reload_total", result="swapped") >= expected_swaps:
-            return time.monotonic(), peak
-        time.sleep(0.2)
-    raise SystemExit("the workers did not swap in time")
+@dataclass
+class Window:
+    """One swap, from the alias moving to both workers serving the new version, then 10 s on."""
+
+    started: float
+    started_wall: float
+    done: float = 0.0
+    done_wall: float = 0.0
+    rss_peak: dict[int, int] = field(default_factory=dict)
+    rss_after: dict[int, int] = field(default_factory=dict)
+    models_peak: float = 0.0
+    models_after: float = 0.0
+
+    def wait_for_swaps(
+        self, url: str, swaps: int, workers: list[psutil.Process], timeout: float = 180
+    ) -> None:
+        """Wait until `swaps` swaps in all, sampling memory and the models held."""
+        self.rss_peak = {w.pid: w.memory_info().rss for w in workers}
+        deadline = time.monotonic() + timeout
+        while True:
+            metrics = _scrape(url)
+            self.models_peak = max(self.models_peak, _metric(metrics, MODELS_IN_MEMORY))
+            if _metric(metrics, "churn_model_reload_total", result="swapped") >= swaps:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the workers did not swap in time")
+            for worker in workers:
+                self.rss_peak[worker.pid] = max(self.rss_peak[worker.pid], worker.memory_info().rss)
+            time.sleep(0.5)
+        self.done, self.done_wall = time.monotonic(), time.time()
+        time.sleep(10)
+        self.rss_after = {w.pid: w.memory_info().rss for w in workers}
+        self.models_after = _metric(_scrape(url), MODELS_IN_MEMORY)
 
 
 def main() -> int:
@@ -134,37 +179,36 @@ def main() -> int:
                 pass
             time.sleep(0.5)
         workers = _workers(psutil.Process(server.pid))
+        command = locust_command(url, args.users, args.users, 200, folder / "load", False)
         locust = subprocess.Popen(
-            locust_command(url, args.users, args.users, 200, folder / "load", reset_stats=False),
-            env={**env, "LOADTEST_RATE": str(args.rate)},
+            [*command, "--csv-full-history"],
+            env={**env, "LOADTEST_RATE": str(args.rate), "LOADTEST_USERS": str(args.users)},
             stdout=subprocess.DEVNULL,
             stderr=(folder / "locust.log").open("wb"),
         )
         probe = Probe(url, load_records(limit=1)[0])
         threading.Thread(target=probe.run, daemon=True).start()
         time.sleep(15)
+        steady = (time.time() - 10, time.time())
         before = {w.pid: w.memory_info().rss for w in workers}
 
         _promote(args.to)
-        pushed_at = time.monotonic()  # the alias has moved
+        push = Window(time.monotonic(), time.time())  # the alias has moved
         redis.Redis.from_url(args.redis).publish(
             CHANNEL,
             json.dumps(
                 {"name": "churn", "alias": "champion", "version": args.to, "at": time.time()}
             ),
         )
-        pushed_done, push_peak = _swap(url, 2, workers)
-        time.sleep(10)
-        after_push = {w.pid: w.memory_info().rss for w in workers}
+        push.wait_for_swaps(url, 2, workers)
 
         _promote(args.from_version)  # no broadcast: the workers poll
-        polled_at = time.monotonic()
-        polled_done, poll_peak = _swap(url, 4, workers)
-        time.sleep(10)
-        after_poll = {w.pid: w.memory_info().rss for w in workers}
+        poll = Window(time.monotonic(), time.time())
+        poll.wait_for_swaps(url, 4, workers)
         probe.stop.set()
-        push_seconds = _metric(url, "churn_model_swap_seconds_sum", noticed_by="push")
-        poll_seconds = _metric(url, "churn_model_swap_seconds_sum", noticed_by="poll")
+        metrics = _scrape(url)
+        push_seconds = _metric(metrics, "churn_model_swap_seconds_sum", noticed_by="push")
+        poll_seconds = _metric(metrics, "churn_model_swap_seconds_sum", noticed_by="poll")
         locust.terminate()
         locust.wait(60)
     finally:
@@ -172,35 +216,38 @@ def main() -> int:
         server.wait(60)
 
     summary = read_summary(folder / "load_stats.csv")
+    history = folder / "load_stats_history.csv"
     result: dict[str, object] = {
         "locust": {
             "requests": summary.requests,
             "failures": summary.failures,
             "requests_per_second": summary.requests_per_second,
-        }
+        },
+        "before_any_swap": _locust_in_window(history, *steady),
     }
     mixed_after = []
-    for name, start, done, version, peak, after in (
-        ("push", pushed_at, pushed_done, args.to, push_peak, after_push),
-        ("poll", polled_at, polled_done, args.from_version, poll_peak, after_poll),
-    ):
-        samples = probe.window(start, done + 1.0)
+    probe_p99: dict[str, float | None] = {}
+    for name, window, version in (("push", push, args.to), ("poll", poll, args.from_version)):
+        samples = probe.window(window.started, window.done + 1.0)
         latencies = sorted(sample[1] for sample in samples)
         p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000 if latencies else None
-        later = [s[3] for s in probe.seen if done + 0.5 < s[0] < done + 10]
+        later = [s[3] for s in probe.seen if window.done + 0.5 < s[0] < window.done + 10]
         mixed_after += [v for v in later if v != version]
+        probe_p99[name] = p99
         result[name] = {
-            "window_s": done - start,
+            "window_s": window.done - window.started,
             "probe_requests": len(samples),
             "probe_failures": sum(1 for s in samples if s[2] != 200),
             "probe_p99_ms": p99,
             "probe_median_ms": statistics.median(latencies) * 1000 if latencies else None,
             "versions_in_window": sorted({str(s[3]) for s in samples}),
+            **_locust_in_window(history, window.started_wall, window.done_wall),
+            "models_in_memory": {"peak": window.models_peak, "after": window.models_after},
             "rss_mb": {
                 str(pid): {
                     "before": before[pid] / 2**20,
-                    "peak": peak[pid] / 2**20,
-                    "after": after[pid] / 2**20,
+                    "peak": window.rss_peak[pid] / 2**20,
+                    "after": window.rss_after[pid] / 2**20,
                 }
                 for pid in before
             },
@@ -209,14 +256,24 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    failed = summary.failures or any(s[2] != 200 for s in probe.seen) or mixed_after
-    if failed:
-        print(
-            f"FAIL: {summary.failures} failed requests; answers from the old version after a "
-            f"swap completed: {len(mixed_after)}"
-        )
-        return 1
-    return 0
+    problems = [
+        *([f"{summary.failures} failed requests (Locust)"] if summary.failures else []),
+        *(["the probe had failed requests"] if any(s[2] != 200 for s in probe.seen) else []),
+        *([f"{len(mixed_after)} answers from the old version after a swap"] if mixed_after else []),
+        *(
+            f"{name}: probe p99 {p99:.0f} ms > {MAX_P99_MS} ms"
+            for name, p99 in probe_p99.items()
+            if p99 is not None and p99 > MAX_P99_MS
+        ),
+        *(
+            f"{name}: {window.models_after:g} versions still held 10 s after the swap"
+            for name, window in (("push", push), ("poll", poll))
+            if window.models_after > 1
+        ),
+    ]
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -161,7 +161,12 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
         locust = subprocess.Popen(
             locust_command(url, 32, 32, 100, tmp_path / "load", reset_stats=False),
             cwd=ROOT,
-            env={**os.environ, "LOADTEST_DATA": str(customers_csv), "LOADTEST_RATE": "200"},
+            env={
+                **os.environ,
+                "LOADTEST_DATA": str(customers_csv),
+                "LOADTEST_RATE": "200",
+                "LOADTEST_USERS": "32",
+            },
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "locust.log").open("wb"),
         )
@@ -207,6 +212,8 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
         # A worker's own poll may beat the broadcast now and then, but not most of the time.
         assert _metric(url, "churn_model_swap_seconds_count", noticed_by="push") >= 2
         assert _metric(url, "churn_model_version") == float(versions["first"])
+        # Each worker let go of the versions it served before and of the one it refused.
+        assert _metric(url, "churn_models_in_memory") == 1
         info = [
             line
             for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
