@@ -43,6 +43,10 @@ PATH, BODY_KEY = (
     (f"/{ENDPOINT}", "customers") if API == "bentoml" else ("/invocations", "dataframe_records")
 )
 ANSWERED_FILE = os.environ.get("LOADTEST_ANSWERED", "")
+# When set, every request's start (Unix seconds) and response time (ms) is written here at the
+# end, so a bench can take percentiles over any window of the run.
+LATENCIES_FILE = os.environ.get("LOADTEST_LATENCIES", "")
+LATENCIES: list[tuple[float, float]] = []
 # (request id, customers) of every request answered with a good body.
 ANSWERED: list[tuple[str, int]] = []
 RECORDS: list[dict[str, Any]] = []
@@ -57,11 +61,20 @@ def _load_customers(environment: Environment, **_: Any) -> None:
     RECORD_JSON.extend(json.dumps(_as_sent(record)) for record in RECORDS)
 
 
+@events.request.add_listener  # type: ignore[untyped-decorator]
+def _note_latency(start_time: float, response_time: float, **_: Any) -> None:
+    if LATENCIES_FILE:
+        LATENCIES.append((start_time, response_time))
+
+
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _write_answered(environment: Environment, **_: Any) -> None:
     if ANSWERED_FILE:
         lines = (f"{request_id},{customers}\n" for request_id, customers in ANSWERED)
         Path(ANSWERED_FILE).write_text("request_id,customers\n" + "".join(lines))
+    if LATENCIES_FILE:
+        lines = (f"{started:.4f},{ms:.2f}\n" for started, ms in LATENCIES)
+        Path(LATENCIES_FILE).write_text("started,response_ms\n" + "".join(lines))
 
 
 def _as_sent(record: dict[str, Any]) -> dict[str, Any]:
