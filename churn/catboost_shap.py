@@ -12,11 +12,11 @@ a leaf nobody reached gets CatBoost's own call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
+from scipy import sparse
 
 from churn.catboost_pool import catboost_pool
 from churn.columns import Table
@@ -24,9 +24,10 @@ from churn.features import FeatureSpec
 
 # Starting threads costs more than it saves for a few customers.
 SMALL_BATCH = 256
-# From this many customers on, looking up tree by tree beats one lookup of every tree and
-# feature per customer; below it, the one lookup is faster.
-TREE_BY_TREE_FROM = 500
+# From this many customers on, summing through a sparse leaf-indicator matrix beats gathering
+# every tree's row per customer (16 customers: 67 against 173 µs; 256: 0.8 against 4 ms);
+# below it, the gather is faster.
+SPARSE_FROM = 4
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,7 @@ class CatBoostShap:
         pool = _pool(self.spec, features)
         leaves = self.model.calc_leaf_indexes(pool, thread_count=_threads(len(features)))
         rows = leaves + self.first_leaf
-        if len(features) < TREE_BY_TREE_FROM:
-            matrix = self.table[rows].sum(axis=1)
-        else:
-            matrix = self._tree_by_tree(leaves)
+        matrix = self.table[rows].sum(axis=1) if len(features) < SPARSE_FROM else self._sum(rows)
         unknown = ~self.known[rows].all(axis=1)
         if unknown.any():
             matrix[unknown] = _catboost_shap(self.model, pool.slice(np.flatnonzero(unknown)))[
@@ -77,25 +75,15 @@ class CatBoostShap:
             ]
         return matrix, np.full(len(features), self.base_value)
 
-    def _tree_by_tree(self, leaves: np.ndarray) -> np.ndarray:
-        leaves_by_tree = np.ascontiguousarray(leaves.T)
-        by_feature = np.zeros((self.table.shape[1], len(leaves)))
-        for tree, feature, values in self._tree_columns:
-            by_feature[feature] += values[leaves_by_tree[tree]]
-        return by_feature.T
-
-    @cached_property
-    def _tree_columns(self) -> list[tuple[int, int, np.ndarray]]:
-        """(tree, feature, SHAP value of each of the tree's leaves) for every feature a tree
-        uses: a depth-6 tree touches a handful of the features, so a big batch costs a few
-        lookups per tree instead of one per tree and feature."""
-        ends = np.append(self.first_leaf[1:], len(self.table))
-        columns = []
-        for tree, (start, end) in enumerate(zip(self.first_leaf, ends, strict=True)):
-            block = self.table[start:end]
-            for feature in np.flatnonzero(np.abs(block).sum(axis=0) > 0):
-                columns.append((tree, int(feature), np.ascontiguousarray(block[:, feature])))
-        return columns
+    def _sum(self, rows: np.ndarray) -> np.ndarray:
+        """Each customer's sum of its leaves' rows of `table`, as (customers x leaves) one-hot
+        times `table`: no (customers x trees x features) array is made."""
+        customers, trees = rows.shape
+        reached = sparse.csr_matrix(
+            (np.ones(rows.size), rows.ravel(), np.arange(0, rows.size + 1, trees)),
+            shape=(customers, len(self.table)),
+        )
+        return np.asarray(reached @ self.table)
 
 
 def _pool(spec: FeatureSpec, features: Table) -> Pool:
