@@ -65,7 +65,10 @@ def started(target: Target, port: int, log: Path) -> Iterator[Server]:
         env = {**os.environ, **target.env, "PATH": path}
         process = subprocess.Popen(target.command, stdout=output, stderr=output, env=env)
         try:
-            _wait_until_ready(process, url + target.ready_path, target.name, log)
+            try:
+                wait_until_ready(url + target.ready_path, process)
+            except NotReadyError as error:
+                raise SystemExit(f"{target.name}: {error}; see {log}") from None
             yield Server(url, process.pid)
         finally:
             process.terminate()
@@ -82,17 +85,24 @@ def running(target: Target, port: int, log: Path) -> Iterator[str]:
         yield server.url
 
 
-def _wait_until_ready(
-    process: subprocess.Popen[bytes], ready_url: str, name: str, log: Path
+class NotReadyError(RuntimeError):
+    """A server exited, or did not answer its readiness URL in time."""
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float = READY_WITHIN_S
 ) -> None:
-    deadline = time.monotonic() + READY_WITHIN_S
+    """Poll `url` until it answers 200; NotReadyError if `process` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{name} exited early; see {log}")
+            raise NotReadyError(
+                f"process {process.pid} exited with {process.returncode} before {url} answered"
+            )
         try:
-            if httpx.get(ready_url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise SystemExit(f"{name} was not ready within {READY_WITHIN_S} s; see {log}")
+    raise NotReadyError(f"{url} did not answer within {timeout:g} s")

@@ -35,7 +35,7 @@ import redis
 from loadtests.customers import load_records
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
-from loadtests.servers import BIN
+from loadtests.servers import BIN, wait_until_ready
 
 CHANNEL = "churn:champion"
 MODELS_IN_MEMORY = "churn_models_in_memory"
@@ -176,13 +176,7 @@ def main() -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_until_ready(f"{url}/readyz", server)
         workers = _workers(psutil.Process(server.pid))
         command = locust_command(url, args.users, args.users, 200, folder / "load", False)
         locust = subprocess.Popen(

@@ -6,16 +6,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from loadtests.servers import wait_until_ready
 from training.data import Source
 from training.promote import promote_auto
 from training.settings import TrainingSettings
@@ -35,22 +34,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args} exited with {process.returncode} before {url} answered"
-            )
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -165,7 +148,7 @@ def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             stderr=(folder / "server.log").open("wb"),
         )
         try:
-            wait_for(f"http://127.0.0.1:{port}/health", process)
+            wait_until_ready(f"http://127.0.0.1:{port}/health", process)
             with signed_in(*MLFLOW_ADMIN):
                 yield f"http://127.0.0.1:{port}"
         finally:

@@ -17,6 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from loadtests.servers import wait_until_ready
 from serving.key_store import KeyStore
 from tests.integration.conftest import (
     BIN,
@@ -26,7 +27,6 @@ from tests.integration.conftest import (
     fresh_postgres_database,
     run_checked,
     stop,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
@@ -70,7 +70,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for(f"http://127.0.0.1:{port}/readyz", process)
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
             yield Guarded(f"http://127.0.0.1:{port}", env, log)
         finally:
             stop(process)

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.conftest import BIN, ROOT, Champion, free_port, run_checked, stop, wait_for
+from loadtests.servers import wait_until_ready
+from tests.integration.conftest import BIN, ROOT, Champion, free_port, run_checked, stop
 
 pytestmark = pytest.mark.integration
 SCREENSHOTS = ROOT / "reports" / "ui"
@@ -68,7 +69,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
         [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", process)
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
         yield Console(f"http://127.0.0.1:{port}", env, keys)
     finally:
         stop(process)

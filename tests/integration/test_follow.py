@@ -24,6 +24,7 @@ import redis
 
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
+from loadtests.servers import wait_until_ready
 from tests.integration.conftest import (
     BIN,
     ROOT,
@@ -33,7 +34,6 @@ from tests.integration.conftest import (
     run_checked,
     stop,
     train_quickly,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -157,7 +157,7 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
             [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
         )
         stack.callback(stop, server)
-        wait_for(f"{url}/readyz", server)
+        wait_until_ready(f"{url}/readyz", server)
         locust = subprocess.Popen(
             locust_command(url, 32, 32, 100, tmp_path / "load", reset_stats=False),
             cwd=ROOT,
@@ -177,35 +177,33 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
         time.sleep(5)
         assert set(probe.since(0)) == {versions["first"]}
 
-        promoted = promote(versions["second"])
-        _wait(
-            "both workers swapped to the second version",
-            lambda: _metric(url, "churn_model_reload_total", result="swapped") == 2,
+        def promote_until(version: str, what: str, result: str, count: int) -> tuple[float, float]:
+            """Promote `version`, wait until `count` reloads ended in `result`, then 3 s more:
+            (when the alias moved, when the workers were done)."""
+            promoted = promote(version)
+            _wait(what, lambda: _metric(url, "churn_model_reload_total", result=result) == count)
+            done = time.monotonic()
+            time.sleep(3)
+            return promoted, done
+
+        both = {versions["first"], versions["second"]}
+        promoted, swapped = promote_until(
+            versions["second"], "both workers swapped to the second version", "swapped", 2
         )
-        swapped = time.monotonic()
-        time.sleep(3)
-        assert set(probe.since(promoted)) <= {versions["first"], versions["second"]}
+        assert set(probe.since(promoted)) <= both
         assert set(probe.since(swapped)) == {versions["second"]}
 
-        promote(versions["broken"])
-        _wait(
-            "both workers refused the broken version",
-            lambda: _metric(url, "churn_model_reload_total", result="load_failed") == 2,
+        _, refused = promote_until(
+            versions["broken"], "both workers refused the broken version", "load_failed", 2
         )
-        refused = time.monotonic()
-        time.sleep(3)
         assert set(probe.since(refused)) == {versions["second"]}
         card = httpx.get(f"{url}/model", timeout=10).json()
         assert card["version"] == versions["second"]
 
-        rolled_back = promote(versions["first"])
-        _wait(
-            "both workers rolled back to the first version",
-            lambda: _metric(url, "churn_model_reload_total", result="swapped") == 4,
+        rolled_back, back = promote_until(
+            versions["first"], "both workers rolled back to the first version", "swapped", 4
         )
-        back = time.monotonic()
-        time.sleep(3)
-        assert set(probe.since(rolled_back)) <= {versions["first"], versions["second"]}
+        assert set(probe.since(rolled_back)) <= both
         assert set(probe.since(back)) == {versions["first"]}
 
         assert _metric(url, "churn_model_swap_seconds_count") == 4

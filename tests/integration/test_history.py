@@ -23,6 +23,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.playbook import NO_ACTION
+from loadtests.servers import wait_until_ready
 from tests.integration.conftest import (
     BIN,
     ROOT,
@@ -31,7 +32,6 @@ from tests.integration.conftest import (
     fresh_postgres_database,
     run_checked,
     stop,
-    wait_for,
 )
 from training.evaluate import campaign_profit, top_decile_lift
 from training.settings import Economics
@@ -66,7 +66,7 @@ def _serve(
         [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=environment, stdout=log, stderr=log
     )
     stack.callback(stop, process)
-    wait_for(f"http://127.0.0.1:{port}/readyz", process)
+    wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
     return Recording(f"http://127.0.0.1:{port}", environment, history_url, folder)
 
 

@@ -22,8 +22,9 @@ import pytest
 
 from history.settings import HistorySettings
 from history.store import History
+from loadtests.servers import wait_until_ready
 from monitoring.dashboard import queries
-from tests.integration.conftest import BIN, ROOT, Champion, free_port, stop, wait_for
+from tests.integration.conftest import BIN, ROOT, Champion, free_port, stop
 from training.realised import Realised
 from training.realised_report import Report, store_in_history
 
@@ -79,7 +80,7 @@ def _start(
         command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     stack.callback(stop, process)
-    wait_for(ready, process)
+    wait_until_ready(ready, process)
     return process
 
 

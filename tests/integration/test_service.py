@@ -28,6 +28,7 @@ from schemathesis import GenerationMode
 
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
+from loadtests.servers import wait_until_ready
 from tests.integration.conftest import (
     BIN,
     ROOT,
@@ -35,7 +36,6 @@ from tests.integration.conftest import (
     free_port,
     run_checked,
     stop,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Iter
         [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", process)
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
         yield Served(
             f"http://127.0.0.1:{port}",
             env,
@@ -338,7 +338,7 @@ def test_the_asgi_paths_answer_exactly_as_bentomls_own_api_path(
             [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
         )
         try:
-            wait_for(f"http://127.0.0.1:{port}/readyz", process)
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
             body = {"customers": _records(customers, slice(0, 25))}
             bad = {"customers": [_records(customers, slice(0, 1))[0] | {"tenure": "forever"}]}
             for path in ("/predict", "/explain"):

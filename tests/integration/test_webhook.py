@@ -19,8 +19,9 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from loadtests.servers import wait_until_ready
 from serving.follow import CHANNEL as FOLLOW_CHANNEL
-from tests.integration.conftest import BIN, MLFLOW_ADMIN, ROOT, free_port, stop, wait_for
+from tests.integration.conftest import BIN, MLFLOW_ADMIN, ROOT, free_port, stop
 from webhook.signature import sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
@@ -99,7 +100,7 @@ def running_relay(jenkins: FakeJenkins, folder: Path) -> Iterator[str]:
         stderr=log,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/health", process)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", process)
         yield f"http://127.0.0.1:{port}/mlflow-webhook"
     finally:
         stop(process)
