@@ -259,21 +259,20 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    problems = [
-        *([f"{summary.failures} failed requests (Locust)"] if summary.failures else []),
-        *(["the probe had failed requests"] if any(s[2] != 200 for s in probe.seen) else []),
-        *([f"{len(mixed_after)} answers from the old version after a swap"] if mixed_after else []),
-        *(
-            f"{name}: Locust's p99 over the swap {p99:.0f} ms > {MAX_P99_MS} ms"
-            for name, p99 in window_p99.items()
-            if p99 is not None and p99 > MAX_P99_MS
-        ),
-        *(
-            f"{name}: {window.models_after:g} versions still held 10 s after the swap"
-            for name, window in (("push", push), ("poll", poll))
-            if window.models_after > 1
-        ),
-    ]
+    problems = []
+    if summary.failures:
+        problems.append(f"{summary.failures} failed requests (Locust)")
+    if any(s[2] != 200 for s in probe.seen):
+        problems.append("the probe had failed requests")
+    if mixed_after:
+        problems.append(f"{len(mixed_after)} answers from the old version after a swap")
+    for name, window in (("push", push), ("poll", poll)):
+        p99 = window_p99[name]
+        if p99 is not None and p99 > MAX_P99_MS:
+            problems.append(f"{name}: Locust's p99 over the swap {p99:.0f} ms > {MAX_P99_MS} ms")
+        if window.models_after > 1:
+            held = f"{window.models_after:g} versions"
+            problems.append(f"{name}: {held} still held 10 s after the swap")
     for problem in problems:
         print(f"FAIL: {problem}")
     return 1 if problems else 0

@@ -229,7 +229,7 @@ class Follower:
         time, and every request in flight would wait behind them during the first swap."""
         for attempt in range(3):
             try:
-                self._client = MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
+                self._client = self._new_client()
                 return
             except Exception as error:  # the follow thread tries again on its first check
                 # Workers opening one SQLite store together can meet on its schema check.
@@ -240,8 +240,11 @@ class Follower:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> MlflowClient:
+        return MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
 
     def _models_folder(self) -> Path:
         self.settings.folder.mkdir(parents=True, exist_ok=True)
