@@ -159,9 +159,9 @@ bench-console: champion ## Server time of every console page with 10,000 scores 
 	$(PY) -m loadtests.console_bench $(if $(HISTORY_URL),--history-url $(HISTORY_URL))
 
 .PHONY: bench-swap
-bench-swap: install ## Follow mode swapping FROM=1 -> TO=2 -> FROM under 1,000 req/s: failures, p99, swap time, memory
+bench-swap: install ## Follow mode swapping the production profile's FROM=1 -> TO=2 -> FROM under 1,000 req/s: failures, p99, swap time, memory
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "give FROM=<version> TO=<version>: two registered versions"; exit 1; }
-	$(PY) -m loadtests.swap_bench --from-version $(FROM) --to $(TO)
+	$(PRODUCTION_STORES) $(PY) -m loadtests.swap_bench --from-version $(FROM) --to $(TO)
 
 .PHONY: history-db
 history-db: install ## Create or update the prediction-history schema at CHURN_HISTORY_URL (default: an SQLite file)

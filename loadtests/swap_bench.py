@@ -8,7 +8,8 @@ window (alias moved to both workers serving, plus 1 s): Locust's rate and p99 ov
 requests it started in the window, beside the same for the 10 s before any swap; the swap time
 from the metric; each worker's memory before, at its peak during, and after the swap; the
 versions held (churn_models_in_memory) and the versions the answers carried. Needs two
-registered versions with the same request schema (`make demo`, then train again). Fails on any
+registered versions with the same request schema (`make bench-swap` uses the production
+profile's stores: `make champion train` with them registers two). Fails on any
 failed request, a p99 over 100 ms in a window, an old version answering after its swap, or
 one still held 10 s after it.
 """
@@ -32,6 +33,7 @@ import httpx
 import psutil
 import redis
 
+from churn.errors import UserError
 from loadtests.customers import load_records
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
@@ -103,6 +105,23 @@ def _workers(server: psutil.Process) -> list[psutil.Process]:
     return [p for p in server.children(recursive=True) if "worker-id" in " ".join(p.cmdline())]
 
 
+def _check_versions(*versions: str) -> None:
+    """Fail with a message, not a traceback, when a version to swap between is not registered."""
+    from registry.client import connect, get_version
+    from registry.settings import RegistrySettings
+
+    settings = RegistrySettings()
+    client = connect(settings)
+    try:
+        for version in versions:
+            get_version(client, settings.model_name, version)
+    except UserError as error:
+        raise SystemExit(
+            f"{error} The registry is {settings.tracking_uri}; `make train` with "
+            "MLFLOW_TRACKING_URI set to it registers one more version."
+        ) from error
+
+
 def _promote(version: str) -> None:
     """Move the alias as `training promote` does, without a CLI's start-up in the window."""
     from registry.client import connect, set_alias
@@ -167,6 +186,7 @@ def main() -> int:
         "CHURN_PORT": str(args.port),
         "CHURN_HISTORY_URL": f"sqlite:///{folder / 'history.db'}",
     }
+    _check_versions(args.from_version, args.to)
     _promote(args.from_version)
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
