@@ -223,6 +223,7 @@ class ChurnService:
         # all would stall every request in flight.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*SETTINGS.gc_thresholds)
 
     def _bind_console(self) -> None:
         served, reference = self.served, self.served.model.insight.reference
