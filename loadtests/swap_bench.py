@@ -105,30 +105,34 @@ def _workers(server: psutil.Process) -> list[psutil.Process]:
     return [p for p in server.children(recursive=True) if "worker-id" in " ".join(p.cmdline())]
 
 
-def _check_versions(*versions: str) -> None:
-    """Fail with a message, not a traceback, when a version to swap between is not registered."""
-    from registry.client import connect, get_version
-    from registry.settings import RegistrySettings
+class Alias:
+    """The champion alias, moved as `training promote` moves it, through one registry client
+    made before the run, so no client start-up falls inside a swap window."""
 
-    settings = RegistrySettings()
-    client = connect(settings)
-    try:
-        for version in versions:
-            get_version(client, settings.model_name, version)
-    except UserError as error:
-        raise SystemExit(
-            f"{error} The registry is {settings.tracking_uri}; `make train` with "
-            "MLFLOW_TRACKING_URI set to it registers one more version."
-        ) from error
+    def __init__(self) -> None:
+        from registry.client import connect
+        from registry.settings import RegistrySettings
 
+        self.settings = RegistrySettings()
+        self.client = connect(self.settings)
 
-def _promote(version: str) -> None:
-    """Move the alias as `training promote` does, without a CLI's start-up in the window."""
-    from registry.client import connect, set_alias
-    from registry.settings import RegistrySettings
+    def check(self, *versions: str) -> None:
+        """Fail with a message, not a traceback, when a version to swap between is missing."""
+        from registry.client import get_version
 
-    settings = RegistrySettings()
-    set_alias(connect(settings), settings.model_name, settings.model_alias, version)
+        try:
+            for version in versions:
+                get_version(self.client, self.settings.model_name, version)
+        except UserError as error:
+            raise SystemExit(
+                f"{error} The registry is {self.settings.tracking_uri}; `make train` with "
+                "MLFLOW_TRACKING_URI set to it registers one more version."
+            ) from error
+
+    def move(self, version: str) -> None:
+        from registry.client import set_alias
+
+        set_alias(self.client, self.settings.model_name, self.settings.model_alias, version)
 
 
 @dataclass
@@ -186,8 +190,9 @@ def main() -> int:
         "CHURN_PORT": str(args.port),
         "CHURN_HISTORY_URL": f"sqlite:///{folder / 'history.db'}",
     }
-    _check_versions(args.from_version, args.to)
-    _promote(args.from_version)
+    alias = Alias()
+    alias.check(args.from_version, args.to)
+    alias.move(args.from_version)
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
         [str(BIN / "bentoml"), "serve", "."],
@@ -216,7 +221,7 @@ def main() -> int:
         steady = (time.time() - 10, time.time())
         before = {w.pid: w.memory_info().rss for w in workers}
 
-        _promote(args.to)
+        alias.move(args.to)
         push = Window(time.monotonic(), time.time())  # the alias has moved
         redis.Redis.from_url(args.redis).publish(
             CHANNEL,
@@ -226,7 +231,7 @@ def main() -> int:
         )
         push.wait_for_swaps(url, 2, workers)
 
-        _promote(args.from_version)  # no broadcast: the workers poll
+        alias.move(args.from_version)  # no broadcast: the workers poll
         poll = Window(time.monotonic(), time.time())
         poll.wait_for_swaps(url, 4, workers)
         probe.stop.set()
