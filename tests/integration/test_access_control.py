@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from loadtests.servers import wait_until_ready
+from serving.key_cache import MISS_REFRESH_S
 from serving.key_store import KeyStore
 from tests.integration.conftest import (
     BIN,
@@ -41,8 +42,13 @@ class Guarded:
     log: Path
 
     def create_key(self, name: str, *options: str) -> str:
+        """A new key, once every worker is sure to see it: a worker re-reads the table for an
+        unknown key at most every MISS_REFRESH_S, so a read that began just before the key was
+        made can refuse it for that long, as the README says ("a new key works within a second")."""
         command = [str(BIN / "python"), "-m", "serving", "keys", "create", "--name", name]
-        return run_checked([*command, *options], self.env).stdout.strip()
+        key = run_checked([*command, *options], self.env).stdout.strip()
+        time.sleep(MISS_REFRESH_S + 0.1)
+        return key
 
 
 @pytest.fixture(scope="module")
