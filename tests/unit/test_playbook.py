@@ -11,7 +11,7 @@ import pytest
 
 from churn.errors import UserError
 from churn.features import infer_spec
-from churn.playbook import NO_ACTION, Playbook, Situation, parse_playbook
+from churn.playbook import FEW_ROWS, NO_ACTION, Playbook, Situation, parse_playbook
 from training.campaign import Acceptance, measured_playbook, read_campaign
 from training.playbooks import SHIPPED, choose_playbook, fitted_to
 from training.synth import synthesize, synthesize_bank
@@ -75,9 +75,11 @@ def test_the_playbook_picks_the_offered_action_worth_most(
 
 
 def test_a_batch_gets_the_same_actions_as_its_customers_one_by_one() -> None:
+    """The batch is compared with numpy, its customers one by one with set lookups."""
     playbook = parse_playbook(PLAYBOOK)
     rng = np.random.default_rng(3)
     rows = 200
+    assert rows >= FEW_ROWS
     features = pd.DataFrame(
         {"plan": rng.choice(["dsl", "fibre"], rows), "tenure": rng.uniform(0, 72, rows)}
     )
@@ -134,6 +136,15 @@ def test_a_batch_gets_the_same_actions_as_its_customers_one_by_one() -> None:
                 ],
             },
             "takes a number",
+        ),
+        (
+            {
+                **PLAYBOOK,
+                "rules": [
+                    {"when": {"features": [{"feature": "x", "in": [["a"]]}]}, "offer": ["call"]}
+                ],
+            },
+            "takes text or numbers",
         ),
     ],
 )
