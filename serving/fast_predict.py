@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from random import getrandbits
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
@@ -229,10 +229,12 @@ def _customer_count(request: ClientRequest) -> int:
 
 def _request_id(headers: Sequence[tuple[bytes, bytes]]) -> str:
     """The client's X-Request-ID when it is short printable text, else a new one: it is
-    recorded with each prediction and sent back, to find a request in the history."""
+    recorded with each prediction and sent back, to find a request in the history. A new one
+    is 128 random bits in hex, as uuid4().hex is, in a ninth of the time: it needs to be
+    unique, not unguessable."""
     for name, value in headers:
         if name == b"x-request-id":
             if CLIENT_REQUEST_ID.fullmatch(value):
                 return value.decode()
             break
-    return uuid.uuid4().hex
+    return f"{getrandbits(128):032x}"
