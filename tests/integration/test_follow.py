@@ -53,12 +53,15 @@ class Probe:
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self.stop.is_set():
+                # When it was sent: a request sent before a swap may be answered after it, by
+                # the batch it joined, with the version it started with.
+                sent = time.monotonic()
                 try:
                     response = client.post("/predict", json={"customers": [self.record]})
                     version = response.json()[0]["model_version"] if response.is_success else None
-                    self.seen.append((time.monotonic(), response.status_code, version))
+                    self.seen.append((sent, response.status_code, version))
                 except httpx.HTTPError:
-                    self.seen.append((time.monotonic(), 0, None))
+                    self.seen.append((sent, 0, None))
                 time.sleep(0.02)
 
     def since(self, moment: float) -> list[str | None]:
@@ -210,8 +213,13 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
         # A worker's own poll may beat the broadcast now and then, but not most of the time.
         assert _metric(url, "churn_model_swap_seconds_count", noticed_by="push") >= 2
         assert _metric(url, "churn_model_version") == float(versions["first"])
-        # Each worker let go of the versions it served before and of the one it refused.
-        assert _metric(url, "churn_models_in_memory") == 1
+        # Each worker lets go of the versions it served before and of the one it refused, once
+        # the last batch holding one has finished.
+        _wait(
+            "each worker holding one model",
+            lambda: _metric(url, "churn_models_in_memory") == 1,
+            timeout=10,
+        )
         info = [
             line
             for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
