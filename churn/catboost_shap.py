@@ -18,12 +18,10 @@ import pandas as pd
 from catboost import CatBoostClassifier, Pool
 from scipy import sparse
 
-from churn.catboost_pool import catboost_pool
+from churn.catboost_pool import catboost_pool, catboost_threads
 from churn.columns import Table
 from churn.features import FeatureSpec
 
-# Starting threads costs more than it saves for a few customers.
-SMALL_BATCH = 256
 # From this many customers on, summing through a sparse leaf-indicator matrix beats gathering
 # every tree's row per customer (16 customers: 67 against 173 µs; 256: 0.8 against 4 ms);
 # below it, the gather is faster.
@@ -65,7 +63,7 @@ class CatBoostShap:
     def contributions(self, features: Table) -> tuple[np.ndarray, np.ndarray]:
         """(rows x features SHAP values in `spec.names` order, base value per row)."""
         pool = _pool(self.spec, features)
-        leaves = self.model.calc_leaf_indexes(pool, thread_count=_threads(len(features)))
+        leaves = self.model.calc_leaf_indexes(pool, thread_count=catboost_threads(len(features)))
         rows = leaves + self.first_leaf
         matrix = self.table[rows].sum(axis=1) if len(features) < SPARSE_FROM else self._sum(rows)
         unknown = ~self.known[rows].all(axis=1)
@@ -91,9 +89,5 @@ def _pool(spec: FeatureSpec, features: Table) -> Pool:
 
 
 def _catboost_shap(model: CatBoostClassifier, pool: Pool) -> np.ndarray:
-    threads = _threads(pool.num_row())
+    threads = catboost_threads(pool.num_row())
     return np.asarray(model.get_feature_importance(pool, type="ShapValues", thread_count=threads))
-
-
-def _threads(rows: int) -> int:
-    return 1 if rows < SMALL_BATCH else -1

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from churn.catboost_pool import catboost_pool
+from churn.catboost_pool import catboost_probability
 from churn.columns import Table
 from churn.customer_value import CustomerValue
 from churn.deciles import Deciles
@@ -118,7 +118,7 @@ class ChurnModel(PythonModel):
     def churn_probability_prepared(self, features: Table) -> np.ndarray:
         if isinstance(self.estimator, LinearScorer):
             return self.estimator.predict_proba(features)[:, 1]
-        return np.asarray(self.estimator.predict_proba(catboost_pool(self.spec, features)))[:, 1]
+        return catboost_probability(self.estimator, self.spec, features)
 
     def decide(self, customers: Table) -> Decisions:
         return self.decide_prepared(self.spec.prepare_columns(customers))

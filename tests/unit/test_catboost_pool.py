@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.catboost_pool import catboost_pool
+from churn.catboost_pool import SMALL_BATCH, catboost_pool, catboost_probability
 from churn.model import ChurnModel
 from training.synth import synthesize
 
@@ -35,3 +35,17 @@ def test_one_customer_scores_as_in_a_batch(trained: dict[str, ChurnModel]) -> No
     batch = model.churn_probability(customers)
     one_by_one = [model.churn_probability(pd.DataFrame(customers.iloc[[row]])) for row in range(50)]
     np.testing.assert_allclose(np.concatenate(one_by_one), batch, rtol=0, atol=1e-12)
+
+
+def test_small_batches_on_one_thread_score_as_a_large_batch_on_every_core(
+    trained: dict[str, ChurnModel],
+) -> None:
+    model = trained["catboost"]
+    features = model.spec.prepare_columns(synthesize(SMALL_BATCH + 44, seed=9))
+    large = catboost_probability(model.estimator, model.spec, features)
+    frame = features.to_frame()
+    small = [
+        catboost_probability(model.estimator, model.spec, frame.iloc[start : start + 100])
+        for start in range(0, len(frame), 100)
+    ]
+    np.testing.assert_array_equal(np.concatenate(small), large)
