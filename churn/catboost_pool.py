@@ -15,8 +15,8 @@ from churn.features import FeatureSpec
 
 # Below this many rows CatBoost works on the calling thread. Its default, every core, wakes
 # worker threads that spin after the call: a Pool of 7 customers cost 56-65 µs of CPU on one
-# thread and 165-185 µs on its default, in the same wall time, and a served worker's spinning
-# thread took 14% of its CPU.
+# thread, against 165-185 µs of CPU in 83-96 µs of wall time on its default, and a served
+# worker's spinning thread took 14% of its CPU.
 SMALL_BATCH = 256
 
 
