@@ -16,16 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
-from scipy import sparse
+from scipy.sparse import _sparsetools
 
 from churn.catboost_pool import catboost_pool, catboost_threads
 from churn.columns import Table
 from churn.features import FeatureSpec
-
-# From this many customers on, summing through a sparse leaf-indicator matrix beats gathering
-# every tree's row per customer (16 customers: 67 against 173 µs; 256: 0.8 against 4 ms);
-# below it, the gather is faster.
-SPARSE_FROM = 4
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class CatBoostShap:
         pool = _pool(self.spec, features)
         leaves = self.model.calc_leaf_indexes(pool, thread_count=catboost_threads(len(features)))
         rows = leaves + self.first_leaf
-        matrix = self.table[rows].sum(axis=1) if len(features) < SPARSE_FROM else self._sum(rows)
+        matrix = self._sum(rows)
         unknown = ~self.known[rows].all(axis=1)
         if unknown.any():
             matrix[unknown] = _catboost_shap(self.model, pool.slice(np.flatnonzero(unknown)))[
@@ -75,13 +70,26 @@ class CatBoostShap:
 
     def _sum(self, rows: np.ndarray) -> np.ndarray:
         """Each customer's sum of its leaves' rows of `table`, as (customers x leaves) one-hot
-        times `table`: no (customers x trees x features) array is made."""
+        times `table`: no (customers x trees x features) array is made.
+
+        It calls the C kernel behind scipy's `csr_matrix @ dense` itself: for a server's batch
+        of 8 customers that takes 41 µs, against 158 µs through `@`, whose Python layers cost
+        more than the sum, and 180 µs for gathering every tree's row (1 customer: 9, 97, 27).
+        """
         customers, trees = rows.shape
-        reached = sparse.csr_matrix(
-            (np.ones(rows.size), rows.ravel(), np.arange(0, rows.size + 1, trees)),
-            shape=(customers, len(self.table)),
+        leaves, features = self.table.shape
+        summed = np.zeros((customers, features))
+        _sparsetools.csr_matvecs(
+            customers,
+            leaves,
+            features,
+            np.arange(0, rows.size + 1, trees, dtype=np.int64),
+            rows.ravel().astype(np.int64, copy=False),
+            np.ones(rows.size),
+            np.ascontiguousarray(self.table, dtype=np.float64).ravel(),
+            summed.ravel(),
         )
-        return np.asarray(reached @ self.table)
+        return summed
 
 
 def _pool(spec: FeatureSpec, features: Table) -> Pool:
