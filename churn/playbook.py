@@ -27,7 +27,7 @@ OPERATORS: tuple[str, ...] = get_args(Operator)
 NUMERIC_OPERATORS = frozenset({"below", "above", "at_most", "at_least"})
 CONDITION_KEYS = frozenset({"tier", "decile", "top_reason", "segment", "segment_trait", "features"})
 TIERS = frozenset({"low", "medium", "high"})
-# Below this many rows, `_equals_any` looks each value up in a set.
+# Below this many rows, rules are applied one customer at a time, with set lookups.
 FEW_ROWS = 64
 
 
@@ -116,6 +116,28 @@ class Rule:
             mask &= condition.holds(situation.features)
         return mask
 
+    def matches_each(self, situation: Situation) -> list[bool]:
+        """`matches` on Python values, one customer at a time, for a few customers."""
+        held = [True] * len(situation.tier)
+        for wanted, column in (
+            (self.tiers, situation.tier),
+            (self.deciles, situation.decile),
+            (self.top_reasons, situation.top_reason),
+            (self.segments, situation.segment_id),
+        ):
+            if wanted is not None:
+                held = [
+                    h and value in wanted for h, value in zip(held, column.tolist(), strict=True)
+                ]
+        for condition in self.features:
+            if not any(held):
+                break
+            held = [
+                h and c
+                for h, c in zip(held, condition.holds(situation.features).tolist(), strict=True)
+            ]
+        return held
+
     def describe(self) -> dict[str, Any]:
         when: dict[str, Any] = {}
         for key, values in (
@@ -174,6 +196,8 @@ class Playbook:
         offers = self._offers
         if not rows or not len(offers.names):
             return Recommendations(np.full(rows, NO_ACTION, dtype=object), np.zeros(rows))
+        if rows < FEW_ROWS:
+            return self._recommend_each(probability, customer_value, situation)
         offered = np.zeros((len(offers.names), rows), dtype=bool)
         for rule, offered_by_rule in zip(self.rules, offers.of_rule, strict=True):
             offered[offered_by_rule] |= rule.matches(situation)
@@ -186,6 +210,32 @@ class Playbook:
         worth_it = best_value > 0
         action = np.where(worth_it, offers.names[best], NO_ACTION)
         return Recommendations(action, np.where(worth_it, best_value, 0.0))
+
+    def _recommend_each(
+        self, probability: np.ndarray, customer_value: np.ndarray, situation: Situation
+    ) -> Recommendations:
+        """`recommend` one customer at a time on Python values, with the same arithmetic: for a
+        server's batches of a few customers, numpy's cost per call was most of the work."""
+        offers = self._offers
+        names, rates, costs = offers.names.tolist(), offers.rates.tolist(), offers.costs.tolist()
+        held_by_rule = [rule.matches_each(situation) for rule in self.rules]
+        gains = np.asarray(probability, dtype=float) * np.asarray(customer_value, dtype=float)
+        actions, values = [], []
+        for row, gain in enumerate(gains.tolist()):
+            offered = {
+                offer
+                for held, of_rule in zip(held_by_rule, offers.of_rule, strict=True)
+                if held[row]
+                for offer in of_rule
+            }
+            best, best_value = NO_ACTION, 0.0
+            for offer in sorted(offered):  # ties go to the first name
+                value = gain * rates[offer] - costs[offer]
+                if value > best_value:
+                    best, best_value = names[offer], value
+            actions.append(best)
+            values.append(best_value)
+        return Recommendations(np.array(actions, dtype=object), np.array(values))
 
     @cached_property
     def _offers(self) -> _Offers:

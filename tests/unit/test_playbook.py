@@ -75,7 +75,7 @@ def test_the_playbook_picks_the_offered_action_worth_most(
 
 
 def test_a_batch_gets_the_same_actions_as_its_customers_one_by_one() -> None:
-    """The batch is compared with numpy, its customers one by one with set lookups."""
+    """The batch is decided with numpy, its customers one by one on Python values."""
     playbook = parse_playbook(PLAYBOOK)
     rng = np.random.default_rng(3)
     rows = 200
