@@ -102,14 +102,8 @@ class Rule:
 
     def matches(self, situation: Situation) -> np.ndarray:
         mask = np.ones(len(situation.tier), dtype=bool)
-        if self.tiers is not None:
-            mask &= _equals_any(situation.tier, self.tiers)
-        if self.deciles is not None:
-            mask &= _equals_any(situation.decile, self.deciles)
-        if self.top_reasons is not None:
-            mask &= _equals_any(situation.top_reason, self.top_reasons)
-        if self.segments is not None:
-            mask &= _equals_any(situation.segment_id, self.segments)
+        for wanted, column in self._value_tests(situation):
+            mask &= _equals_any(column, wanted)
         for condition in self.features:
             if not mask.any():
                 break
@@ -119,16 +113,8 @@ class Rule:
     def matches_each(self, situation: Situation) -> list[bool]:
         """`matches` on Python values, one customer at a time, for a few customers."""
         held = [True] * len(situation.tier)
-        for wanted, column in (
-            (self.tiers, situation.tier),
-            (self.deciles, situation.decile),
-            (self.top_reasons, situation.top_reason),
-            (self.segments, situation.segment_id),
-        ):
-            if wanted is not None:
-                held = [
-                    h and value in wanted for h, value in zip(held, column.tolist(), strict=True)
-                ]
+        for wanted, column in self._value_tests(situation):
+            held = [h and value in wanted for h, value in zip(held, column.tolist(), strict=True)]
         for condition in self.features:
             if not any(held):
                 break
@@ -137,6 +123,16 @@ class Rule:
                 for h, c in zip(held, condition.holds(situation.features).tolist(), strict=True)
             ]
         return held
+
+    def _value_tests(self, situation: Situation) -> list[tuple[frozenset[Any], np.ndarray]]:
+        """The situation's columns this rule tests, each with the values it wants."""
+        tests = (
+            (self.tiers, situation.tier),
+            (self.deciles, situation.decile),
+            (self.top_reasons, situation.top_reason),
+            (self.segments, situation.segment_id),
+        )
+        return [(wanted, column) for wanted, column in tests if wanted is not None]
 
     def describe(self) -> dict[str, Any]:
         when: dict[str, Any] = {}
