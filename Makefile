@@ -111,7 +111,8 @@ loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a se
 
 # PROFILE=production runs the service as production does: a CatBoost champion (trained on the
 # demo data into a registry and BentoML store of its own, so the demo's stays), API keys
-# required, and the history on PostgreSQL (PRODUCTION_HISTORY_URL, created when missing).
+# required, and the history on PostgreSQL (PRODUCTION_HISTORY_URL). A run that starts its own
+# service starts from an empty history database, so that runs compare.
 PROFILE ?=
 GOAL_USERS ?= 64
 PRODUCTION_HISTORY_URL ?= postgresql://postgres@127.0.0.1:5432/churn_loadtest
@@ -129,7 +130,7 @@ endif
 .PHONY: loadtest-goal
 loadtest-goal: $(DEMO_DATA) ## Locust at 2,100 req/s offered, 64 users; fails under 2,000 req/s or p99 over 50 ms (PROFILE=production)
 	@if [ -z "$(HOST)" ]; then $(PROFILE_ENV) $(MAKE) --no-print-directory champion; fi
-	@if [ "$(PROFILE)" = production ]; then $(PY) -m history create-database --url "$(PRODUCTION_HISTORY_URL)"; fi
+	@if [ "$(PROFILE)" = production ]; then $(PY) -m history create-database $(if $(HOST),,--empty) --url "$(PRODUCTION_HISTORY_URL)"; fi
 	$(PROFILE_ENV) HOST="$(HOST)" LOADTEST_REPORTS="$(REPORTS)/loadtest-goal$(if $(PROFILE),-$(PROFILE))" \
 	  LOADTEST_RATE=2100 LOADTEST_USERS=$(GOAL_USERS) \
 	  MIN_RPS=2000 MAX_P99_MS=$(if $(filter-out 64,$(GOAL_USERS)),100,50) bash loadtests/run.sh --users $(GOAL_USERS)
@@ -138,7 +139,7 @@ loadtest-goal: $(DEMO_DATA) ## Locust at 2,100 req/s offered, 64 users; fails un
 .PHONY: bench
 bench: $(DEMO_DATA) ## Production, bare, BentoML's API path, `mlflow models serve`: closed loop, req/s at p99 50/100/500 ms, CPU/request (RUNS=3)
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
-	$(PY) -m history create-database --url "$(PRODUCTION_HISTORY_URL)"
+	$(PY) -m history create-database --empty --url "$(PRODUCTION_HISTORY_URL)"
 	$(PRODUCTION_STORES) $(PY) -m loadtests.bench --runs $(or $(RUNS),1) \
 	  --auth-db "$(PRODUCTION_AUTH_DB)" --history-url "$(PRODUCTION_HISTORY_URL)" $(BENCH_ARGS)
 

@@ -34,8 +34,14 @@ def migrate() -> None:
 @app.command("create-database")
 def create_database(
     url: Annotated[str, typer.Option(help="postgresql://... of the database to create.")],
+    empty: Annotated[
+        bool, typer.Option(help="Drop the database first if it exists, rows and all.")
+    ] = False,
 ) -> None:
-    """Create the PostgreSQL database of a history URL if it does not exist, then migrate it."""
+    """Create the PostgreSQL database of a history URL if it does not exist, then migrate it.
+
+    Load tests pass --empty: PostgreSQL shares their cores, and a table grown by earlier runs
+    makes each insert cost it more, so runs would not compare."""
     import psycopg
 
     parsed = sa.engine.make_url(url)
@@ -44,6 +50,8 @@ def create_database(
     admin = parsed.set(drivername="postgresql", database="postgres")
     try:
         with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as db:
+            if empty:
+                db.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
             exists = db.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)
             ).fetchone()
