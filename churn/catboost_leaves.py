@@ -1,16 +1,17 @@
 """The leaf a customer reaches in each of CatBoost's oblivious trees, worked out in numpy.
 
-Asking CatBoost costs a `Pool` and a call, about 80 µs for one customer, more than the rest of
+Asking CatBoost costs a `Pool` and a call, about 90 µs for one customer, more than the rest of
 its SHAP lookup. Yet every split is a simple condition. A numeric split is `value > border`
 in float32. A split on a category, one-hot or a target statistic (CTR), depends only on the
 levels of the one to four features it combines, and on which side of a border some numerics
-fall; CatBoost's CTR tables make that answer opaque but finite. So when the model is loaded,
-CatBoost answers every combination of known levels once, on probe rows, and each split keeps
-a small table of its outcomes.
+fall; CatBoost's CTR tables make that answer opaque but finite. So when the SHAP table is made
+at training time, CatBoost answers every combination of known levels once, on probe rows, and
+each split keeps a small table of its outcomes.
 
-A customer with a level the spec does not know, or a blank number, goes to CatBoost itself,
-and so does every customer when the model has splits this module does not read. `fit` checks
-its leaves against CatBoost's on real customers and gives up on any difference.
+A customer with a level the spec does not know goes to CatBoost itself, as does a blank number
+unless the model sends blanks to the False side, and every customer when the model has splits
+this module does not read. `fit` checks its leaves against CatBoost's on real customers and
+gives up on any difference.
 """
 
 from __future__ import annotations
