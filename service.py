@@ -23,6 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from mlflow.models import Model as MLflowModel
+from starlette.types import ASGIApp
 
 from churn.errors import UserError
 from churn.model import ChurnModel
@@ -44,6 +45,7 @@ from serving.errors import (
     first_unscorable_prediction,
     unscorable_message,
 )
+from serving.fast_lane import FastLane, wrap_service_app
 from serving.fast_predict import FastPredict, PredictEndpoint
 from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
 from serving.follow import Follower, FollowSettings, LoadedVersion
@@ -67,6 +69,8 @@ from serving.settings import ServingSettings
 log = logging.getLogger(__name__)
 HISTORY_OFF = "Prediction history is off (CHURN_HISTORY_ENABLED=false)."
 SETTINGS = ServingSettings()
+REQUEST_TIMEOUT_S = 30
+FAST_PATHS = frozenset({"/predict", "/explain"})
 CHAMPION = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
 if CHAMPION.stored is None:
     raise SystemExit(
@@ -144,7 +148,7 @@ http_routes.include_router(CONSOLE.router())
     name="churn",
     workers=SETTINGS.workers,
     http={"port": SETTINGS.port},
-    traffic={"timeout": 30},
+    traffic={"timeout": REQUEST_TIMEOUT_S},
     metrics={"enabled": True},
     logging={"access": {"enabled": SETTINGS.access_log}},
     tracing={"excluded_urls": [] if SETTINGS.trace_predict else ["/predict", "/explain"]},
@@ -497,13 +501,25 @@ if SETTINGS.auth == "required":
         RateLimit,
         limiter=LIMITER,
         max_customers_per_request=SETTINGS.max_customers_per_request,
-        charged_by_app=frozenset({"/predict", "/explain"} if FAST_PREDICT is not None else ()),
     )
-for path, endpoint in (("/predict", FAST_PREDICT), ("/explain", FAST_EXPLAIN)):
-    if endpoint is not None:
-        ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-            FastPredict,
-            endpoint=endpoint,
-            path=path,
-            requests_per_connection=SETTINGS.requests_per_connection,
+
+
+def _with_fast_lane(app: ASGIApp) -> ASGIApp:
+    """POST /predict and /explain answered ahead of BentoML's app (serving/fast_lane.py),
+    through the same checks, in the same order."""
+    assert FAST_PREDICT is not None and FAST_EXPLAIN is not None
+    lane: ASGIApp = app
+    for path, endpoint in (("/explain", FAST_EXPLAIN), ("/predict", FAST_PREDICT)):
+        lane = FastPredict(lane, endpoint, path, SETTINGS.requests_per_connection)
+    lane = BodyLimit(lane, limits={}, default_limit=SETTINGS.max_request_bytes)
+    if SETTINGS.auth == "required":
+        assert KEYS is not None and PEPPER is not None
+        lane = RateLimit(
+            lane, LIMITER, SETTINGS.max_customers_per_request, charged_by_app=FAST_PATHS
         )
+        lane = Authenticate(lane, KEYS, PEPPER, SETTINGS.metrics_require_key)
+    return FastLane(app, lane, FAST_PATHS, REQUEST_TIMEOUT_S)
+
+
+if FAST_PREDICT is not None:
+    wrap_service_app(ChurnService, _with_fast_lane)

@@ -3,11 +3,10 @@ request back.
 
 BentoML's per-request API path costs more than scoring a customer, so this middleware answers
 POST /predict (and, in a second instance, /explain) itself (docs/performance.md has the
-figures). BentoML installs it inside its own
-stack, so its request metrics, timeout and concurrency limit still count and guard every
-request. It validates with the same request model, batches with serving/batcher.py and scores
-with the service's own function. The `predict` and `explain` APIs stay declared: /schema.json, /docs
-and BentoML clients see the same endpoints, and with CHURN_FAST_PREDICT=false they answer.
+figures), in serving/fast_lane.py ahead of BentoML's app. It validates with the same request
+model, batches with serving/batcher.py and scores with the service's own function. The
+`predict` and `explain` APIs stay declared: /schema.json, /docs and BentoML clients see the
+same endpoints, and with CHURN_FAST_PREDICT=false they answer.
 """
 
 from __future__ import annotations

@@ -252,7 +252,12 @@ def test_metrics_count_every_customer_across_workers(
     assert predicted == observed == len(records)
     assert _metric(after, "churn_model_info", name=served.model_name, version=served.version) == 1
     assert "churn_probability_bucket" in after
-    assert "bentoml_service_request_total" in after
+    answered = {"endpoint": "/predict", "http_response_code": "200"}
+    requests = _metric(after, "bentoml_service_request_total", **answered) - _metric(
+        before, "bentoml_service_request_total", **answered
+    )
+    assert requests == len(records)
+    assert "bentoml_service_request_duration_seconds_bucket" in after
     assert "bentoml_service_adaptive_batch_size_bucket" in after
 
 

@@ -1,0 +1,163 @@
+"""The outermost ASGI app: POST /predict and /explain go to their endpoints ahead of the layers
+of BentoML's app, with what those layers give them kept.
+
+BentoML's app passes every request through Starlette, its error handler, its request metrics,
+OpenTelemetry, its timeout (a task and a timer per request) and the service's own middleware,
+each wrapping `send` again. With the answer made up front and nothing scored, a /predict
+request cost 320 µs of a worker's CPU inside that stack and 121 µs ahead of it
+(docs/performance.md). So the lane takes the two scoring paths first and gives them:
+
+- the service's own checks, the same middleware classes on the same key cache and limiter
+  (API key and scope, rate limit, body limit), built by the service as `lane`;
+- BentoML's request metrics, recorded into BentoML's own metric objects with its labels
+  (`bentoml_service_request_total`, `_request_duration_seconds`, `_request_in_progress`,
+  `_last_request_timestamp_seconds`);
+- BentoML's timeout, with the same 504 body;
+- a 500 in the service's error format for anything unexpected.
+
+Everything else, and every request on BentoML's own path, goes to BentoML's app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bentoml._internal.context import server_context
+from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import send_error
+
+log = logging.getLogger(__name__)
+
+SCORING_FAILED = "Scoring failed; the server log has the details."
+# BentoML's TimeoutMiddleware's words.
+TIMED_OUT = "Not able to process the request in {seconds} seconds"
+
+
+@dataclass
+class RequestMetrics:
+    """BentoML's request metrics for one path, on the children of its own metric objects."""
+
+    traffic: RunnerTrafficMetricsMiddleware
+    path: str
+    _by_status: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        traffic = self.traffic
+        names = {
+            "service_name": server_context.bento_name,
+            "service_version": server_context.bento_version,
+            "runner_name": server_context.service_name,
+        }
+        self._names = names
+        self.last_request = traffic.metrics_last_request_timestamp.labels(**names)
+        self.in_progress = traffic.metrics_request_in_progress.labels(endpoint=self.path, **names)
+
+    def answered(self, status: int, seconds: float) -> None:
+        children = self._by_status.get(status)
+        if children is None:
+            labels = {"endpoint": self.path, "http_response_code": status, **self._names}
+            children = (
+                self.traffic.metrics_request_total.labels(**labels),
+                self.traffic.metrics_request_duration.labels(**labels),
+            )
+            self._by_status[status] = children
+        total, duration = children
+        total.inc()
+        duration.observe(max(seconds, 0.0))
+
+
+class FastLane:
+    """POST to one of `paths` goes to `lane`; the rest to `app` (BentoML's Starlette app)."""
+
+    def __init__(
+        self, app: ASGIApp, lane: ASGIApp, paths: frozenset[str], timeout_s: float
+    ) -> None:
+        self.app = app
+        self.lane = lane
+        self.paths = paths
+        self.timeout_s = timeout_s
+        self._metrics: dict[str, RequestMetrics] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
+        if scope["type"] != "http" or path not in self.paths or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        metrics = self._metrics.get(path) or self._metrics_for(path)
+        metrics.last_request.set(time.time())
+        started = time.perf_counter()
+        status = 0
+
+        async def noted_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.in_progress.inc()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.lane(scope, receive, noted_send)
+        except TimeoutError:
+            if not status:
+                status = 504
+                await send_error(send, 504, TIMED_OUT.format(seconds=self.timeout_s))
+        except Exception:
+            log.exception("Answering %s failed", path)
+            if not status:
+                status = 500
+                await send_error(send, 500, SCORING_FAILED)
+        finally:
+            metrics.in_progress.dec()
+        if status:
+            metrics.answered(status, time.perf_counter() - started)
+
+    def _metrics_for(self, path: str) -> RequestMetrics:
+        traffic = find_traffic_metrics(self.app)
+        if traffic is None:
+            raise RuntimeError("BentoML's app has no request-metrics middleware")
+        metrics = RequestMetrics(traffic, path)
+        self._metrics[path] = metrics
+        return metrics
+
+
+def find_traffic_metrics(app: ASGIApp) -> RunnerTrafficMetricsMiddleware | None:
+    """BentoML's request-metrics middleware inside its Starlette app, set up for use."""
+    for layer in _layers(app):
+        if isinstance(layer, RunnerTrafficMetricsMiddleware):
+            if not layer._is_setup:
+                layer._setup()
+            return layer
+    return None
+
+
+def _layers(app: ASGIApp) -> Iterator[Any]:
+    """The app and every middleware inside it, outermost first. Starlette builds its stack on
+    the first request; building it here gives the same stack, which it then keeps."""
+    layer: Any = app
+    if getattr(layer, "middleware_stack", False) is None:
+        layer.middleware_stack = layer.build_middleware_stack()
+    while layer is not None:
+        yield layer
+        layer = getattr(layer, "middleware_stack", None) or getattr(layer, "app", None)
+
+
+def wrap_service_app(service: Any, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Make `service.to_asgi()` return `wrap(its app)`: the worker serves what `to_asgi`
+    returns, and BentoML's Service instances do not take attributes of their own, so the method
+    is wrapped on the class, for this one service."""
+    service_class = type(service)
+    plain = service_class.to_asgi
+
+    def to_asgi(self: Any, *args: Any, **kwargs: Any) -> ASGIApp:
+        app = plain(self, *args, **kwargs)
+        return wrap(app) if self is service else app
+
+    service_class.to_asgi = to_asgi
