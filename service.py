@@ -151,7 +151,7 @@ http_routes.include_router(CONSOLE.router())
     traffic={"timeout": REQUEST_TIMEOUT_S},
     metrics={"enabled": True},
     logging={"access": {"enabled": SETTINGS.access_log}},
-    tracing={"excluded_urls": [] if SETTINGS.trace_predict else ["/predict", "/explain"]},
+    tracing={"excluded_urls": [] if SETTINGS.trace_predict else sorted(FAST_PATHS)},
 )
 @bentoml.asgi_app(http_routes, path="/")
 class ChurnService:

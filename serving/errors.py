@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import Send
 
+SCORING_FAILED = "Scoring failed; the server log has the details."
+
 
 @dataclass(frozen=True)
 class Refusal:

@@ -31,11 +31,10 @@ from bentoml._internal.context import server_context
 from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import send_error
+from serving.errors import SCORING_FAILED, send_error
 
 log = logging.getLogger(__name__)
 
-SCORING_FAILED = "Scoring failed; the server log has the details."
 # BentoML's TimeoutMiddleware's words.
 TIMED_OUT = "Not able to process the request in {seconds} seconds"
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from serving.api_keys import ANONYMOUS
 from serving.batcher import Batcher, OverloadedError
 from serving.errors import (
+    SCORING_FAILED,
     Refusal,
     error_body,
     first_unscorable_prediction,
@@ -159,7 +160,7 @@ class PredictEndpoint:
             return Answer(503, error_body(OVERLOADED))
         except Exception:
             log.exception("Scoring failed")
-            return Answer(500, error_body("Scoring failed; the server log has the details."))
+            return Answer(500, error_body(SCORING_FAILED))
         unscorable = self.unscorable(predictions)
         if unscorable is not None:
             return Answer(400, error_body(unscorable_message(unscorable)))

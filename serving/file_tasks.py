@@ -22,13 +22,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.errors import send_error
+from serving.errors import SCORING_FAILED, send_error
 
 log = logging.getLogger(__name__)
 
 RESULT_ID = re.compile(r"[0-9a-f]{32}")
 RESULT_FILES = ("scored.csv", "summary.json", "summary.html")
-SCORING_FAILED = "Scoring failed; the server log has the details."
 TOO_MANY = "Too many files are being scored right now; submit it again in a minute."
 
 
