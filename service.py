@@ -60,6 +60,7 @@ from serving.schema import (
     Explanation,
     Prediction,
     customer_columns,
+    customer_features,
     customer_model,
     request_model,
 )
@@ -320,8 +321,7 @@ class ChurnService:
         recorded in the history; `clients` and `request_ids` say who sent each customer in
         which request."""
         served = self.served  # read once: every customer of the batch gets one version
-        records = customer_columns(customers)
-        decisions = served.model.decide(records)
+        decisions = served.model.decide_prepared(customer_features(served.model.spec, customers))
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
         # Whole columns to Python values at once: numpy scalars one by one cost more.
         answers = zip(

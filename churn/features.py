@@ -7,7 +7,7 @@ record takes one path everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +68,18 @@ class FeatureSpec:
             else:
                 prepared[feature.name] = category_levels(table[feature.name])
         return Columns(prepared, len(table))
+
+    def prepare_values(self, values_of: Callable[[str], list[Any]], rows: int) -> Columns:
+        """`prepare_columns` from each feature's raw values as a list, such as the fields of
+        validated requests: no column of raw values is built first."""
+        prepared: dict[str, np.ndarray] = {}
+        for feature in self.features:
+            values = values_of(feature.name)
+            if feature.kind == "numeric":
+                prepared[feature.name] = numeric_list(values)
+            else:
+                prepared[feature.name] = object_array([_level(value) for value in values])
+        return Columns(prepared, rows)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +179,13 @@ def numeric_values(column: pd.Series | np.ndarray) -> np.ndarray:
     text = pd.Series(values, dtype=object).astype("string").str.strip()
     numbers = pd.to_numeric(text.mask(text == ""), errors="coerce")
     return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def numeric_list(values: list[Any]) -> np.ndarray:
+    """`numeric_values` of a list: numbers and None (NaN) straight to float64."""
+    if all(value is None or type(value) is float or type(value) is int for value in values):
+        return np.array(values, dtype="float64")
+    return numeric_values(object_array(values))
 
 
 def to_category_text(column: pd.Series) -> pd.Series:

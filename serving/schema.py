@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 import re
 from collections.abc import Sequence
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from mlflow.models.signature import ModelSignature
@@ -16,7 +17,9 @@ from mlflow.types.schema import ColSpec, DataType
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, create_model
 
 from churn.columns import Columns, object_array
+from churn.errors import UserError
 from churn.explain import Reason
+from churn.features import FeatureSpec
 
 NUMERIC_TYPES = {DataType.double, DataType.float, DataType.integer, DataType.long}
 
@@ -99,6 +102,25 @@ def customer_columns(customers: Sequence[BaseModel]) -> Columns:
         for name, info in fields.items()
     }
     return Columns(arrays, len(customers))
+
+
+def customer_features(spec: FeatureSpec, customers: Sequence[BaseModel]) -> Columns:
+    """`spec.prepare_columns(customer_columns(customers))` in one pass: each feature's
+    values are read from the customers and prepared, with no column of raw values between."""
+    field_of = _field_names(type(customers[0])) if customers else {}
+    missing = [name for name in spec.names if name not in field_of]
+    if customers and missing:
+        raise UserError(f"Missing feature columns: {', '.join(missing)}.")
+    return spec.prepare_values(
+        lambda column: [getattr(customer, field_of[column]) for customer in customers],
+        len(customers),
+    )
+
+
+@cache
+def _field_names(customer: type[BaseModel]) -> dict[str, str]:
+    """Each column's field in `customer`."""
+    return {info.alias or name: name for name, info in customer.model_fields.items()}
 
 
 def _columns(signature: ModelSignature) -> list[ColSpec]:

@@ -7,12 +7,15 @@ import math
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from churn.errors import UserError
+from churn.features import MISSING_CATEGORY, Feature, FeatureSpec
 from serving.fast_predict import FastPredict, PredictEndpoint
-from serving.schema import customer_model, request_model
+from serving.schema import customer_columns, customer_features, customer_model, request_model
 
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("double", "tenure"), ColSpec("string", "plan")]))
 Customer = customer_model(SIGNATURE, "id", {"tenure": 3.0, "plan": "basic"})
@@ -62,3 +65,37 @@ def test_an_answer_that_is_not_finite_is_never_sent(probability: float) -> None:
     assert response.status_code == 400
     assert response.json()["error"].startswith("customers.0: the model cannot score")
     assert "NaN" not in response.text and "Infinity" not in response.text
+
+
+def test_customer_features_prepare_as_the_model_prepares_columns() -> None:
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "tenure"), ColSpec("string", "Payment method")])
+    )
+    customer = customer_model(signature, "id", {})
+    spec = FeatureSpec(
+        (Feature("tenure", "numeric", median=3.0), Feature("Payment method", "categorical")),
+        id_column="id",
+    )
+    customers = [
+        customer.model_validate(record)
+        for record in (
+            {"id": "a", "tenure": 12, "Payment method": " Mailed check "},
+            {"id": "b", "tenure": None, "Payment method": ""},
+            {"id": "c", "tenure": " 7.5 ", "Payment method": "   "},
+            {"id": 4, "tenure": "", "Payment method": "1.0"},
+        )
+    ]
+    expected = spec.prepare_columns(customer_columns(customers))
+    prepared = customer_features(spec, customers)
+    assert len(prepared) == len(expected) == 4
+    np.testing.assert_array_equal(prepared["tenure"], expected["tenure"])
+    assert prepared["tenure"].dtype == np.float64
+    assert prepared["Payment method"].tolist() == expected["Payment method"].tolist()
+    levels = ["Mailed check", MISSING_CATEGORY, MISSING_CATEGORY, "1.0"]
+    assert prepared["Payment method"].tolist() == levels
+
+
+def test_customer_features_name_a_feature_the_request_schema_lacks() -> None:
+    spec = FeatureSpec((Feature("tenure", "numeric"), Feature("gender", "categorical")))
+    with pytest.raises(UserError, match="Missing feature columns: gender"):
+        customer_features(spec, [Customer.model_validate({"tenure": 1, "plan": "a"})])
