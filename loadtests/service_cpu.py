@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +45,23 @@ def cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / CLOCK_TICKS
+
+
+def wait_until_idle(
+    pid: int, share: float = 0.05, interval_s: float = 0.5, timeout_s: float = 60.0
+) -> bool:
+    """Wait until `pid` and its processes use under `share` of a core over `interval_s`, so
+    that start-up work (the monitor's first refresh, about a CPU-second) is not counted
+    against the requests of a load that follows; False if they never settle in `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(interval_s)
+        after = cpu_seconds(pid)
+        if after - before < share * interval_s:
+            return True
+        before = after
+    return False
 
 
 def requests_served(url: str) -> float:

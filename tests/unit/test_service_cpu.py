@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from loadtests.service_cpu import cpu_seconds, predict_requests, process_tree
+from loadtests.service_cpu import cpu_seconds, predict_requests, process_tree, wait_until_idle
 
 
 def test_cpu_of_a_process_tree_counts_its_children() -> None:
@@ -16,6 +16,17 @@ def test_cpu_of_a_process_tree_counts_its_children() -> None:
         assert child.stdout is not None and child.stdout.readline() == b"busy\n"
         assert child.pid in process_tree(os.getpid())
         assert cpu_seconds(os.getpid()) >= cpu_seconds(child.pid) > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_busy_process_is_not_idle_until_it_settles() -> None:
+    busy_then_idle = "import time; end = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy_then_idle + "\ntime.sleep(30)"])
+    try:
+        assert not wait_until_idle(child.pid, interval_s=0.2, timeout_s=0.6)
+        assert wait_until_idle(child.pid, interval_s=0.2, timeout_s=10)
     finally:
         child.kill()
         child.wait()
