@@ -37,6 +37,9 @@ SCOPE_OF_PREFIX: Mapping[str, KeyScope] = {
 }
 # Longer than any key, so an oversized header is refused before any work on it.
 MAX_KEY_LENGTH = 100
+# Past this many verified tokens a worker remembers, it starts again: keys are few, made-up
+# tokens never get in.
+MAX_VERIFIED_TOKENS = 10_000
 
 MISSING = "An API key is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
 MALFORMED = "The API key is malformed: a key looks like chn_<12 hex digits>_<43 characters>."
@@ -53,6 +56,9 @@ class Authenticate:
         self.keys = keys
         self.pepper = pepper
         self.metrics_require_key = metrics_require_key
+        # Tokens whose secret matched, with the stored digest it matched: a client's next
+        # request with the same token skips parsing and hashing it while that digest stands.
+        self._verified: dict[str, tuple[api_keys.PresentedKey, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_open(scope["path"]):
@@ -62,7 +68,8 @@ class Authenticate:
         if not token:
             await _unauthorized(send, "missing", MISSING, 'Bearer realm="churn"')
             return
-        presented = api_keys.parse(token) if len(token) <= MAX_KEY_LENGTH else None
+        verified = self._verified.get(token)
+        presented = verified[0] if verified else _parse(token)
         if presented is None:
             await _unauthorized(send, "malformed", MALFORMED)
             return
@@ -76,9 +83,13 @@ class Authenticate:
         if record is None:
             await _unauthorized(send, "unknown_key", INVALID)
             return
-        if not api_keys.matches(self.pepper, presented, record.digest):
-            await _unauthorized(send, "wrong_secret", INVALID)
-            return
+        if verified is None or verified[1] != record.digest:
+            if not api_keys.matches(self.pepper, presented, record.digest):
+                await _unauthorized(send, "wrong_secret", INVALID)
+                return
+            if len(self._verified) >= MAX_VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = (presented, record.digest)
         if record.revoked_at is not None:
             await _unauthorized(send, "revoked", REVOKED)
             return
@@ -97,6 +108,10 @@ class Authenticate:
         if path == "/metrics":
             return not self.metrics_require_key
         return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def _parse(token: str) -> api_keys.PresentedKey | None:
+    return api_keys.parse(token) if len(token) <= MAX_KEY_LENGTH else None
 
 
 def presented_token(headers: list[tuple[bytes, bytes]]) -> str:

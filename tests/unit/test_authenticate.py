@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from serving import api_keys
 from serving.authenticate import Authenticate
 from serving.key_cache import KeyCache
 from serving.key_store import KeyStore
@@ -157,3 +158,24 @@ def test_a_key_table_that_cannot_be_read_gets_a_503_not_a_500(tmp_path: Path) ->
     )
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
+
+
+def test_a_token_is_hashed_once_and_a_wrong_secret_for_its_id_still_fails(
+    store: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[str] = []
+    real_matches = api_keys.matches
+
+    def counted(pepper: bytes, presented: api_keys.PresentedKey, stored: str) -> bool:
+        hashed.append(presented.secret)
+        return real_matches(pepper, presented, stored)
+
+    monkeypatch.setattr(api_keys, "matches", counted)
+    app = _app(store)
+    token = _token(store)
+    for _ in range(3):
+        assert _request(app, headers={"X-API-Key": token}).status_code == 200
+    assert len(hashed) == 1
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert _request(app, headers={"X-API-Key": forged}).status_code == 401
+    assert len(hashed) == 2
