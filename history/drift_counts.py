@@ -66,10 +66,16 @@ def _count(
     spec: FeatureSpec, reference: ReferenceProfile, version: str, rows: Sequence[Row]
 ) -> list[DriftCount]:
     counts: Counter[tuple[datetime, str, int]] = Counter()
+    # A batch's rows share one scored_at, so each moment's bucket is worked out once.
+    buckets_of: dict[datetime, datetime] = {}
     for row in rows:
         decile = row[DECILE]
         if decile is not None:
-            counts[bucket_of(row[SCORED_AT]), PREDICTION, int(decile) - 1] += 1
+            scored_at = row[SCORED_AT]
+            bucket = buckets_of.get(scored_at)
+            if bucket is None:
+                bucket = buckets_of[scored_at] = bucket_of(scored_at)
+            counts[bucket, PREDICTION, int(decile) - 1] += 1
     sampled = [row for row in rows if row[FEATURES] is not None]
     if sampled:
         raw = pd.DataFrame([row[FEATURES] for row in sampled])
