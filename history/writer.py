@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from history.customer_ids import CustomerIds
 from history.drift_counts import DriftCount, DriftCounter
 from history.records import Row, ScoredBatch, rows_of
-from history.sinks import Sink
+from history.sinks import ROWS_PER_GIL_HOLD, Sink
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +160,17 @@ class HistoryWriter:
                 batches.append(batch)
                 count += len(batch)
             self._held_rows = count
-        # Made outside the lock, and letting go of the GIL between batches, so requests go on
-        # while the rows are made.
+        # Made outside the lock, and letting go of the GIL every ROWS_PER_GIL_HOLD rows, so
+        # requests go on while the rows are made; not after every batch: a served batch is a
+        # few rows, and each hand-over costs both threads a wake-up.
         rows: list[Row] = []
+        held = 0
         for batch in batches:
             rows.extend(rows_of(batch, self.ids, self.feature_sample))
-            time.sleep(0)
+            held += len(batch)
+            if held >= ROWS_PER_GIL_HOLD:
+                time.sleep(0)
+                held = 0
         return rows
 
     def _drop_everything(self) -> int:
