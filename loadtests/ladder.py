@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loadtests.gate import RunSummary, read_summary
@@ -113,12 +113,12 @@ class ClosedLoop:
 
 
 def closed_loop(server: Server, load: Load, users: int, seconds: int, folder: Path) -> ClosedLoop:
-    """`users` sending back to back: throughput with latency unlimited, and the server's CPU
-    per answered request over the same run (a short run before it warms the server up, after
-    the server has finished starting)."""
+    """`users` sending single customers back to back: throughput with latency unlimited, and
+    the server's CPU per answered request over the same run (a short run before it warms the
+    server up, after the server has finished starting)."""
     if not wait_until_idle(server.pid):
         print(f"    the server at {server.url} did not settle; measuring anyway", flush=True)
-    environment = load.environment(UNLIMITED_RATE, users)
+    environment = closed_loop_environment(load, users)
     warm_up = locust_command(
         server.url, users, users, CLOSED_LOOP_WARM_UP_S, folder / "warm", False
     )
@@ -130,6 +130,12 @@ def closed_loop(server: Server, load: Load, users: int, seconds: int, folder: Pa
     summary = read_summary(Path(f"{prefix}_stats.csv"))
     answered = summary.requests - summary.failures
     return ClosedLoop(summary, cpu / answered * 1e6 if answered else float("nan"))
+
+
+def closed_loop_environment(load: Load, users: int) -> dict[str, str]:
+    """What Locust gets for a closed loop: `load`'s server and key, single customers only, at a
+    rate no server answers."""
+    return replace(load, single_customers=True).environment(UNLIMITED_RATE, users)
 
 
 def _run(command: list[str], environment: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from loadtests.bench_report import Measured, print_report
 from loadtests.gate import RunSummary
-from loadtests.ladder import ClosedLoop, Step, best_within
+from loadtests.ladder import ClosedLoop, Load, Step, best_within, closed_loop_environment
 
 
 def _step(rate: int, achieved: float, p99_ms: float, failures: int = 0) -> Step:
@@ -57,3 +57,12 @@ def test_a_run_without_a_figure_ranks_lowest_in_the_median(
     print_report(runs, (50.0, 500.0), "theirs", 2, None)
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours"))
     assert row.split(" | ")[5].startswith("900")
+
+
+def test_the_closed_loop_sends_single_customers_whatever_the_load_mixes() -> None:
+    mixed = Load("bentoml", api_key="chn_key")
+    environment = closed_loop_environment(mixed, users=64)
+    assert environment["LOADTEST_BATCH_SHARE"] == "0"
+    assert environment["LOADTEST_API_KEY"] == "chn_key"
+    assert environment["LOADTEST_USERS"] == "64"
+    assert "LOADTEST_BATCH_SHARE" not in mixed.environment(rate=500, users=64)
