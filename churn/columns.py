@@ -7,7 +7,7 @@ Scoring code reads `table[name]` as an array and `len(table)`, so it takes eithe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ class Columns:
         return self.arrays[name]
 
     @property
-    def columns(self) -> Iterable[str]:
+    def columns(self) -> Collection[str]:
         return self.arrays.keys()
 
     def to_frame(self, index: pd.Index | None = None) -> pd.DataFrame:

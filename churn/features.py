@@ -7,7 +7,7 @@ record takes one path everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -58,9 +58,7 @@ class FeatureSpec:
 
     def prepare_columns(self, table: Table) -> Columns:
         """`prepare` without building a DataFrame, for the small batches a server scores."""
-        missing = [name for name in self.names if name not in table.columns]
-        if missing:
-            raise UserError(f"Missing feature columns: {', '.join(missing)}.")
+        self.require(table.columns)
         prepared: dict[str, np.ndarray] = {}
         for feature in self.features:
             if feature.kind == "numeric":
@@ -68,6 +66,12 @@ class FeatureSpec:
             else:
                 prepared[feature.name] = category_levels(table[feature.name])
         return Columns(prepared, len(table))
+
+    def require(self, columns: Collection[str]) -> None:
+        """A UserError naming every feature that `columns` lack."""
+        missing = [name for name in self.names if name not in columns]
+        if missing:
+            raise UserError(f"Missing feature columns: {', '.join(missing)}.")
 
     def prepare_values(self, values_of: Callable[[str], list[Any]], rows: int) -> Columns:
         """`prepare_columns` from each feature's raw values as a list, such as the fields of

@@ -17,7 +17,6 @@ from mlflow.types.schema import ColSpec, DataType
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, create_model
 
 from churn.columns import Columns, object_array
-from churn.errors import UserError
 from churn.explain import Reason
 from churn.features import FeatureSpec
 
@@ -108,9 +107,8 @@ def customer_features(spec: FeatureSpec, customers: Sequence[BaseModel]) -> Colu
     """`spec.prepare_columns(customer_columns(customers))` in one pass: each feature's
     values are read from the customers and prepared, with no column of raw values between."""
     field_of = _field_names(type(customers[0])) if customers else {}
-    missing = [name for name in spec.names if name not in field_of]
-    if customers and missing:
-        raise UserError(f"Missing feature columns: {', '.join(missing)}.")
+    if customers:
+        spec.require(field_of)
     return spec.prepare_values(
         lambda column: [getattr(customer, field_of[column]) for customer in customers],
         len(customers),
