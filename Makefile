@@ -130,14 +130,14 @@ endif
 .PHONY: loadtest-goal
 loadtest-goal: $(DEMO_DATA) ## Locust at 2,100 req/s offered, 64 users; fails under 2,000 req/s or p99 over 50 ms (PROFILE=production)
 	@if [ -z "$(HOST)" ]; then $(PROFILE_ENV) $(MAKE) --no-print-directory champion; fi
-	@if [ "$(PROFILE)" = production ]; then $(PY) -m history create-database $(if $(HOST),,--empty) --url "$(PRODUCTION_HISTORY_URL)"; fi
+	@if [ "$(PROFILE)" = production ]; then $(MAKE) --no-print-directory services && $(PY) -m history create-database $(if $(HOST),,--empty) --url "$(PRODUCTION_HISTORY_URL)"; fi
 	$(PROFILE_ENV) HOST="$(HOST)" LOADTEST_REPORTS="$(REPORTS)/loadtest-goal$(if $(PROFILE),-$(PROFILE))" \
 	  LOADTEST_RATE=2100 LOADTEST_USERS=$(GOAL_USERS) \
 	  MIN_RPS=2000 MAX_P99_MS=$(if $(filter-out 64,$(GOAL_USERS)),100,50) bash loadtests/run.sh --users $(GOAL_USERS)
 
 # Every server of the bench serves the production profile's CatBoost champion.
 .PHONY: bench
-bench: $(DEMO_DATA) ## Production, bare, BentoML's API path, `mlflow models serve`: closed loop, req/s at p99 50/100/500 ms, CPU/request (RUNS=3)
+bench: $(DEMO_DATA) services ## Production, bare, BentoML's API path, `mlflow models serve`: closed loop, req/s at p99 50/100/500 ms, CPU/request (RUNS=3)
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
 	$(PY) -m history create-database --empty --url "$(PRODUCTION_HISTORY_URL)"
 	$(PRODUCTION_STORES) $(PY) -m loadtests.bench --runs $(or $(RUNS),1) \
@@ -148,11 +148,11 @@ bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-
 	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"
 
 .PHONY: bench-history
-bench-history: champion ## History on PostgreSQL: writer rows/s, then GET /customers/{id}/history p99 over 10M rows (fails over 20 ms)
+bench-history: champion services ## History on PostgreSQL: writer rows/s, then GET /customers/{id}/history p99 over 10M rows (fails over 20 ms)
 	$(PY) -m loadtests.history_bench $(if $(ROWS),--rows $(ROWS))
 
 .PHONY: bench-drift
-bench-drift: champion ## One drift refresh over 24 h of 2,000 req/s on PostgreSQL (fails over 10 s); the writer's counting cost per row
+bench-drift: champion services ## One drift refresh over 24 h of 2,000 req/s on PostgreSQL (fails over 10 s); the writer's counting cost per row
 	$(PY) -m loadtests.drift_bench
 
 .PHONY: bench-console
@@ -223,13 +223,25 @@ browser-tools: ## Debian's Chromium for the console's browser tests (Playwright 
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@chromium --version
 
+# Each script starts its service only if nothing answers at its address; CHURN_TEST_POSTGRES,
+# CHURN_TEST_REDIS and CHURN_TEST_KAFKA point the tests (and these scripts) at servers of your own.
+TEST_SERVICES ?= postgres redis kafka
+
+.PHONY: services
+services: ## Start PostgreSQL, Redis and Apache Kafka (KRaft) on 127.0.0.1 for the tests, unless they answer already; logs in reports/services
+	@for service in $(TEST_SERVICES); do bash services/$$service.sh start; done
+
+.PHONY: services-stop
+services-stop: ## Stop what `make services` started, and nothing else
+	@for service in kafka redis postgres; do bash services/$$service.sh stop; done
+
 .PHONY: pytest
-pytest: install browser-tools monitoring-tools ## The unit and integration tests, with a JUnit report in reports/junit.xml
+pytest: install services browser-tools monitoring-tools ## The unit and integration tests, with a JUnit report in reports/junit.xml
 	@mkdir -p $(REPORTS)
 	$(BIN)/pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 
 .PHONY: test
-test: install ## Lint (ruff, mypy, Jenkinsfile), alert rules, then the unit and integration tests
+test: install services ## Lint (ruff, mypy, Jenkinsfile), alert rules, then the unit and integration tests
 	$(MAKE) --no-print-directory lint lint-jenkinsfile alerts-test
 	$(MAKE) --no-print-directory pytest
 
@@ -272,7 +284,7 @@ deployed-model: ## Write reports/deployed-model.json: which model version this b
 	@cat $(REPORTS)/deployed-model.json
 
 .PHONY: clean
-clean: ## Remove everything the targets create but .venv: MLflow state, API keys, prediction history, BentoML store, data, reports
+clean: services-stop ## Stop the test services; remove everything the targets create but .venv: MLflow state, API keys, history, BentoML store, data, reports
 	rm -rf mlruns keys history-db data reports .tools bentoml_home catboost_info .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
