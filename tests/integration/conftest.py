@@ -25,6 +25,9 @@ BIN = Path(sys.executable).parent
 POSTGRES_ADMIN_URL = os.environ.get(
     "CHURN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# The servers `make services` starts, or your own (see the README's "make test also needs").
+REDIS_URL = os.environ.get("CHURN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+KAFKA_BOOTSTRAP = os.environ.get("CHURN_TEST_KAFKA", "127.0.0.1:9092")
 MLFLOW_ADMIN = ("admin", f"test-{uuid.uuid4().hex}")
 # Few trees keep the suite quick; early stopping still runs.
 FAST = {"catboost_iterations": 150, "min_rows": 200}

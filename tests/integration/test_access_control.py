@@ -22,6 +22,7 @@ from serving.key_cache import MISS_REFRESH_S
 from serving.key_store import KeyStore
 from tests.integration.conftest import (
     BIN,
+    REDIS_URL,
     ROOT,
     Champion,
     free_port,
@@ -64,7 +65,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
             "CHURN_AUTH_DB": keys_database,
             "CHURN_AUTH_PEPPER": uuid.uuid4().hex,
             "CHURN_AUTH_CACHE_SECONDS": str(CACHE_SECONDS),
-            "CHURN_RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/0",
+            "CHURN_RATE_LIMIT_STORAGE": REDIS_URL,
             # Its own history: other tests' services record the same customers.
             "CHURN_HISTORY_URL": f"sqlite:///{log.parent / 'history.db'}",
         }

@@ -27,6 +27,7 @@ from loadtests.headless import locust_command
 from loadtests.servers import wait_until_ready
 from tests.integration.conftest import (
     BIN,
+    REDIS_URL,
     ROOT,
     Champion,
     free_port,
@@ -37,7 +38,6 @@ from tests.integration.conftest import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
-REDIS_URL = os.environ.get("CHURN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CHANNEL = "churn:champion"
 
 

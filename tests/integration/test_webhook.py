@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from loadtests.servers import wait_until_ready
 from serving.follow import CHANNEL as FOLLOW_CHANNEL
-from tests.integration.conftest import BIN, MLFLOW_ADMIN, ROOT, free_port, stop
+from tests.integration.conftest import BIN, MLFLOW_ADMIN, REDIS_URL, ROOT, free_port, stop
 from webhook.signature import sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
@@ -84,7 +84,7 @@ def _relay_env(jenkins: FakeJenkins, port: int) -> dict[str, str]:
         "RELAY_HOST": "127.0.0.1",
         "RELAY_PORT": str(port),
         "RELAY_ALERT_TOKEN": ALERT_TOKEN,
-        "RELAY_BROADCAST_URL": "redis://127.0.0.1:6379/0",
+        "RELAY_BROADCAST_URL": REDIS_URL,
     }
 
 
@@ -304,9 +304,7 @@ def test_a_relayed_promotion_is_published_for_services_in_follow_mode(
 ) -> None:
     import redis
 
-    subscription = redis.Redis.from_url("redis://127.0.0.1:6379/0").pubsub(
-        ignore_subscribe_messages=True
-    )
+    subscription = redis.Redis.from_url(REDIS_URL).pubsub(ignore_subscribe_messages=True)
     subscription.subscribe(FOLLOW_CHANNEL)
     event = json.dumps(
         {"entity": "model_version_alias", "action": "created",
