@@ -12,7 +12,10 @@ STARTED="$STATE/postgres.started"
 
 answers() { listening "$HOST" "$PORT"; }
 
-newest_version() { ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1; }
+# The newest PostgreSQL whose server is installed (the client alone has /usr/lib/postgresql/N too).
+newest_version() {
+  find /usr/lib/postgresql -path '*/bin/postgres' 2>/dev/null | cut -d/ -f5 | sort -V | tail -n 1
+}
 
 start() {
   if answers; then
