@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-from bentoml._internal.context import server_context
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -191,7 +190,7 @@ class ChurnService:
             )
             self.recorder = self.history.writer(metrics.history_events(), drift)
             self.recorder.start()
-            if SETTINGS.monitor and server_context.worker_index in (None, 1):
+            if SETTINGS.monitor and bentoml.server_context.worker_index in (None, 1):
                 self.monitor = Monitor(
                     self.history,
                     SETTINGS.drift,
@@ -214,7 +213,7 @@ class ChurnService:
                     SETTINGS.follow_poll_s,
                     SETTINGS.follow_stagger_s,
                     SETTINGS.follow_broadcast,
-                    server_context.worker_index or 1,
+                    bentoml.server_context.worker_index or 1,
                     FILE_TASKS.folder.parent / "churn-followed-models",
                 ),
                 self.served.version,

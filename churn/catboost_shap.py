@@ -17,7 +17,6 @@ from functools import partial
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
-from scipy.sparse import _sparsetools
 
 from churn.catboost_leaves import LeafFinder
 from churn.catboost_pool import catboost_pool, catboost_threads
@@ -85,26 +84,17 @@ class CatBoostShap:
         return _catboost_leaves(self.model, self.spec, features)
 
     def _sum(self, rows: np.ndarray) -> np.ndarray:
-        """Each customer's sum of its leaves' rows of `table`, as (customers x leaves) one-hot
-        times `table`: no (customers x trees x features) array is made.
+        """Each customer's sum of its leaves' rows of `table`: the rows gathered with `take`,
+        then summed over the trees by one matrix product with a row of ones, which beats
+        `.sum(axis=1)` on the gathered array by 3x for a batch of 8.
 
-        It calls the C kernel behind scipy's `csr_matrix @ dense` itself: for a server's batch
-        of 8 customers that takes 41 µs, against 158 µs through `@`, whose Python layers cost
-        more than the sum, and 180 µs for gathering every tree's row (1 customer: 9, 97, 27).
+        For 500 trees of depth 6 and 20 features this takes 13, 62 and 238 µs for 1, 8 and 32
+        customers, against 9, 58 and 196 µs for scipy's private CSR kernel and 27, 197 and
+        830 µs for `table[rows].sum(axis=1)`.
         """
         customers, trees = rows.shape
-        leaves, features = self.table.shape
-        summed = np.zeros((customers, features))
-        _sparsetools.csr_matvecs(
-            customers,
-            leaves,
-            features,
-            np.arange(0, rows.size + 1, trees, dtype=np.int64),
-            rows.ravel().astype(np.int64, copy=False),
-            np.ones(rows.size),
-            np.ascontiguousarray(self.table, dtype=np.float64).ravel(),
-            summed.ravel(),
-        )
+        gathered = np.take(self.table, rows.ravel(), axis=0)
+        summed: np.ndarray = np.ones(trees) @ gathered.reshape(customers, trees, -1)
         return summed
 
 

@@ -9,9 +9,9 @@ request cost 320 µs of a worker's CPU inside that stack and 121 µs ahead of it
 
 - the service's own checks, the same middleware classes on the same key cache and limiter
   (API key and scope, rate limit, body limit), built by the service as `lane`;
-- BentoML's request metrics, recorded into BentoML's own metric objects with its labels
-  (`bentoml_service_request_total`, `_request_duration_seconds`, `_request_in_progress`,
-  `_last_request_timestamp_seconds`);
+- BentoML's request metrics, under its names and labels (`bentoml_service_request_total`,
+  `_request_duration_seconds`, `_request_in_progress`, `_last_request_timestamp_seconds`;
+  serving/bentoml_request_metrics.py);
 - BentoML's timeout, with the same 504 body;
 - a 500 in the service's error format for anything unexpected.
 
@@ -23,53 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from bentoml._internal.context import server_context
-from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.bentoml_request_metrics import RequestMetrics
 from serving.errors import SCORING_FAILED, send_error
 
 log = logging.getLogger(__name__)
 
 # BentoML's TimeoutMiddleware's words.
 TIMED_OUT = "Not able to process the request in {seconds} seconds"
-
-
-@dataclass
-class RequestMetrics:
-    """BentoML's request metrics for one path, on the children of its own metric objects."""
-
-    traffic: RunnerTrafficMetricsMiddleware
-    path: str
-    _by_status: dict[int, tuple[Any, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        traffic = self.traffic
-        names = {
-            "service_name": server_context.bento_name,
-            "service_version": server_context.bento_version,
-            "runner_name": server_context.service_name,
-        }
-        self._names = names
-        self.last_request = traffic.metrics_last_request_timestamp.labels(**names)
-        self.in_progress = traffic.metrics_request_in_progress.labels(endpoint=self.path, **names)
-
-    def answered(self, status: int, seconds: float) -> None:
-        children = self._by_status.get(status)
-        if children is None:
-            labels = {"endpoint": self.path, "http_response_code": status, **self._names}
-            children = (
-                self.traffic.metrics_request_total.labels(**labels),
-                self.traffic.metrics_request_duration.labels(**labels),
-            )
-            self._by_status[status] = children
-        total, duration = children
-        total.inc()
-        duration.observe(max(seconds, 0.0))
 
 
 class FastLane:
@@ -119,33 +84,9 @@ class FastLane:
             metrics.answered(status, time.perf_counter() - started)
 
     def _metrics_for(self, path: str) -> RequestMetrics:
-        traffic = find_traffic_metrics(self.app)
-        if traffic is None:
-            raise RuntimeError("BentoML's app has no request-metrics middleware")
-        metrics = RequestMetrics(traffic, path)
+        metrics = RequestMetrics(path)
         self._metrics[path] = metrics
         return metrics
-
-
-def find_traffic_metrics(app: ASGIApp) -> RunnerTrafficMetricsMiddleware | None:
-    """BentoML's request-metrics middleware inside its Starlette app, set up for use."""
-    for layer in _layers(app):
-        if isinstance(layer, RunnerTrafficMetricsMiddleware):
-            if not layer._is_setup:
-                layer._setup()
-            return layer
-    return None
-
-
-def _layers(app: ASGIApp) -> Iterator[Any]:
-    """The app and every middleware inside it, outermost first. Starlette builds its stack on
-    the first request; building it here gives the same stack, which it then keeps."""
-    layer: Any = app
-    if getattr(layer, "middleware_stack", False) is None:
-        layer.middleware_stack = layer.build_middleware_stack()
-    while layer is not None:
-        yield layer
-        layer = getattr(layer, "middleware_stack", None) or getattr(layer, "app", None)
 
 
 def wrap_service_app(service: Any, wrap: Callable[[ASGIApp], ASGIApp]) -> None:

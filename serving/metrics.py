@@ -13,8 +13,6 @@ from typing import Any
 
 import bentoml
 import numpy as np
-from bentoml._internal.context import server_context
-from bentoml._internal.utils.metrics import exponential_buckets
 
 from history.writer import WriterEvents
 from monitoring.drift import DriftReport
@@ -262,8 +260,18 @@ def _adaptive_batch_size(max_batch_size: int) -> bentoml.metrics.Histogram:
             "service_version",
             "service_name",
         ],
-        buckets=exponential_buckets(1, 2, max_batch_size),
+        buckets=doubling_buckets(max_batch_size),
     )
+
+
+def doubling_buckets(largest: int) -> tuple[float, ...]:
+    """1, 2, 4, ... up to `largest`, then +Inf: the buckets BentoML gives its batch sizes."""
+    edges: list[float] = []
+    edge = 1.0
+    while edge < largest:
+        edges.append(edge)
+        edge *= 2
+    return (*edges, float(largest), float("inf"))
 
 
 def record_batch(service_name: str, method: str, requests: int, max_batch_size: int) -> None:
@@ -274,8 +282,8 @@ def record_batch(service_name: str, method: str, requests: int, max_batch_size: 
 def _batch_sizes_of(service_name: str, method: str, max_batch_size: int) -> Any:
     return _adaptive_batch_size(max_batch_size).labels(
         runner_name=service_name,
-        worker_index=server_context.worker_index,
+        worker_index=bentoml.server_context.worker_index,
         method_name=method,
-        service_version=server_context.bento_version,
-        service_name=server_context.bento_name,
+        service_version=bentoml.server_context.bento_version,
+        service_name=bentoml.server_context.bento_name,
     )

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from serving.errors import rejection_summary
 
-BENTOML_HTTP_LOGGER = "bentoml._internal.server.http_app"
+# BentoML's server loggers write through the handlers of these two; a filter on a handler sees
+# every record it writes, whichever child logger made it.
+LOGGERS_WITH_HANDLERS = ("bentoml", "")
 
 
 class ClientErrorFilter(logging.Filter):
@@ -29,6 +31,7 @@ class ClientErrorFilter(logging.Filter):
 
 
 def install() -> None:
-    logger = logging.getLogger(BENTOML_HTTP_LOGGER)
-    if not any(isinstance(f, ClientErrorFilter) for f in logger.filters):
-        logger.addFilter(ClientErrorFilter())
+    for name in LOGGERS_WITH_HANDLERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, ClientErrorFilter) for f in handler.filters):
+                handler.addFilter(ClientErrorFilter())

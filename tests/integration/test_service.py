@@ -261,6 +261,43 @@ def test_metrics_count_every_customer_across_workers(
     assert "bentoml_service_adaptive_batch_size_bucket" in after
 
 
+def _series(text: str, metric: str, endpoint: str) -> list[dict[str, str]]:
+    """The label sets of `metric`'s lines for `endpoint` in a /metrics page."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")]))
+            if labels.get("endpoint") == endpoint:
+                found.append(labels)
+    return found
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "bentoml_service_request_total",
+        "bentoml_service_request_duration_seconds_bucket",
+        "bentoml_service_request_in_progress",
+    ],
+)
+def test_the_lanes_request_metrics_are_bentomls_own_series(
+    served: Served, customers: pd.DataFrame, metric: str
+) -> None:
+    """serving/bentoml_request_metrics.py copies BentoML's names, labels and buckets: /predict
+    (the lane) and /model (BentoML's app) must show the same label names and bucket edges."""
+    one = {"customers": _records(customers, slice(0, 1))}
+    httpx.post(f"{served.url}/predict", json=one, timeout=30).raise_for_status()
+    httpx.get(f"{served.url}/model", timeout=10).raise_for_status()
+    text = httpx.get(f"{served.url}/metrics", timeout=10).text
+
+    lane, bentoml_app = _series(text, metric, "/predict"), _series(text, metric, "/model")
+    assert lane and bentoml_app, f"{metric} has no line for /predict or /model"
+    assert {tuple(sorted(labels)) for labels in lane} == {
+        tuple(sorted(labels)) for labels in bentoml_app
+    }
+    assert {labels.get("le") for labels in lane} == {labels.get("le") for labels in bentoml_app}
+
+
 def test_with_auth_off_anyone_is_served_and_the_log_warns_of_it(served: Served) -> None:
     assert httpx.get(f"{served.url}/model", timeout=10).status_code == 200
     assert "CHURN_AUTH=off: every endpoint is open" in served.log.read_text()

@@ -45,3 +45,64 @@ def test_each_part_imports_only_what_it_may(part: str) -> None:
     for path in files:
         unexpected = _project_imports(path) - ALLOWED[part]
         assert not unexpected, f"{path.relative_to(ROOT)} imports {sorted(unexpected)}"
+
+
+SKIPPED_FOLDERS = {".venv", ".tools", "bentoml_home", "mlruns", "node_modules", ".git"}
+
+
+def _project_python_files() -> list[Path]:
+    return [
+        path
+        for path in sorted(ROOT.rglob("*.py"))
+        if not SKIPPED_FOLDERS & set(path.relative_to(ROOT).parts)
+    ]
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Imports of another library's private modules or names (a part that starts with `_`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] in PROJECT_PACKAGES | {"tests", "service", "__future__"}:
+                continue
+            if any(part.startswith("_") for part in parts):
+                found.append(module)
+    return found
+
+
+def test_nothing_imports_a_private_module_of_a_library() -> None:
+    files = _project_python_files()
+    assert ROOT / "service.py" in files and ROOT / "serving" / "fast_lane.py" in files
+    private = {
+        str(path.relative_to(ROOT)): imports
+        for path in files
+        if (imports := _private_imports(path))
+    }
+    assert not private, (
+        f"private modules of libraries, which break on their next release: {private}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "private"),
+    [
+        ("from bentoml._internal.context import server_context", True),
+        ("import _bentoml_impl.server", True),
+        ("from mlflow.utils import _get_fully_qualified_class_name", True),
+        ("from bentoml import server_context", False),
+        ("from serving._hidden import thing", False),
+    ],
+)
+def test_the_private_import_check_tells_them_apart(
+    source: str, private: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "example.py"
+    path.write_text(source + "\n")
+    assert bool(_private_imports(path)) is private
