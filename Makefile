@@ -137,7 +137,7 @@ loadtest-goal: $(DEMO_DATA) ## Locust at 2,100 req/s offered, 64 users; fails un
 
 # Every server of the bench serves the production profile's CatBoost champion.
 .PHONY: bench
-bench: $(DEMO_DATA) services ## Production, bare, BentoML's API path, `mlflow models serve`: closed loop, req/s at p99 50/100/500 ms, CPU/request (RUNS=3)
+bench: $(DEMO_DATA) services ## Production, bare and `mlflow models serve`: closed loop, req/s at p99 50/100/500 ms, CPU/request (RUNS=3)
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
 	$(PY) -m history create-database --empty --url "$(PRODUCTION_HISTORY_URL)"
 	$(PRODUCTION_STORES) $(PY) -m loadtests.bench --runs $(or $(RUNS),1) \

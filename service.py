@@ -86,28 +86,20 @@ EXAMPLE_INPUT = {"customers": [EXAMPLE_CUSTOMER]}
 
 Customer = customer_model(SIGNATURE, ID_COLUMN, EXAMPLE_CUSTOMER)
 PredictRequest = request_model(Customer, SETTINGS.max_customers_per_request, EXAMPLE_CUSTOMER)
-FAST_PREDICT = (
-    PredictEndpoint(
-        PredictRequest,
-        SETTINGS.max_latency_ms,
-        SETTINGS.max_batch_size,
-        SETTINGS.max_in_flight_per_worker,
-        partial(metrics.record_batch, "churn", "predict", max_batch_size=SETTINGS.max_batch_size),
-    )
-    if SETTINGS.fast_predict
-    else None
+PREDICT_ENDPOINT = PredictEndpoint(
+    PredictRequest,
+    SETTINGS.max_latency_ms,
+    SETTINGS.max_batch_size,
+    SETTINGS.max_in_flight_per_worker,
+    partial(metrics.record_batch, "churn", "predict", max_batch_size=SETTINGS.max_batch_size),
 )
-FAST_EXPLAIN = (
-    PredictEndpoint(
-        PredictRequest,
-        SETTINGS.max_latency_ms,
-        SETTINGS.max_batch_size,
-        SETTINGS.max_in_flight_per_worker,
-        partial(metrics.record_batch, "churn", "explain", max_batch_size=SETTINGS.max_batch_size),
-        first_unscorable_explanation,
-    )
-    if SETTINGS.fast_predict
-    else None
+EXPLAIN_ENDPOINT = PredictEndpoint(
+    PredictRequest,
+    SETTINGS.max_latency_ms,
+    SETTINGS.max_batch_size,
+    SETTINGS.max_in_flight_per_worker,
+    partial(metrics.record_batch, "churn", "explain", max_batch_size=SETTINGS.max_batch_size),
+    first_unscorable_explanation,
 )
 
 FILE_TASKS = FileTasks(
@@ -200,9 +192,8 @@ class ChurnService:
                     partial(champion_version, SETTINGS),
                 )
                 self.monitor.start()
-        if FAST_PREDICT is not None and FAST_EXPLAIN is not None:
-            FAST_PREDICT.bind(self.predictions)
-            FAST_EXPLAIN.bind(self.explanations)
+        PREDICT_ENDPOINT.bind(self.predictions)
+        EXPLAIN_ENDPOINT.bind(self.explanations)
         self._bind_console()
         if SETTINGS.follow_alias:
             self.follower = Follower(
@@ -296,12 +287,10 @@ class ChurnService:
         if self.recorder is not None:
             self.recorder.close()
 
-    @bentoml.api(  # type: ignore[untyped-decorator]
-        batchable=True,
-        input_spec=PredictRequest,
-        max_batch_size=SETTINGS.max_batch_size,
-        max_latency_ms=SETTINGS.max_latency_ms,
-    )
+    # /predict and /explain are declared here for /docs, /schema.json and BentoML's clients;
+    # serving/fast_predict.py answers every POST to them, ahead of BentoML's app, with
+    # `predictions` and `explanations` below. Only an in-process call runs these two bodies.
+    @bentoml.api(input_spec=PredictRequest)  # type: ignore[untyped-decorator]
     def predict(self, customers: list[Any]) -> list[Prediction]:
         """Churn probability, decision and risk tier for each customer, in request order."""
         answers = self.predictions(customers)
@@ -316,8 +305,8 @@ class ChurnService:
         clients: list[str] | None = None,
         request_ids: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """What /predict answers, whichever path serves it (see serving/fast_predict.py), and
-        recorded in the history; `clients` and `request_ids` say who sent each customer in
+        """What /predict answers (serving/fast_predict.py batches the requests), recorded in the
+        history; `clients` and `request_ids` say who sent each customer in
         which request."""
         served = self.served  # read once: every customer of the batch gets one version
         decisions = served.model.decide_prepared(customer_features(served.model.spec, customers))
@@ -383,9 +372,8 @@ class ChurnService:
         clients: list[str] | None = None,
         request_ids: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """What /explain answers, whichever path serves it (`clients` and `request_ids` are
-        what serving/fast_predict.py hands every scoring function; explanations are not
-        recorded)."""
+        """What /explain answers (`clients` and `request_ids` are what serving/fast_predict.py
+        hands every scoring function; explanations are not recorded)."""
         served = self.served  # read once: every customer of the batch gets one version
         probabilities, reasons = served.model.explain_with_probability(customer_columns(customers))
         return [
@@ -506,9 +494,8 @@ if SETTINGS.auth == "required":
 def _with_fast_lane(app: ASGIApp) -> ASGIApp:
     """POST /predict and /explain answered ahead of BentoML's app (serving/fast_lane.py),
     through the same checks, in the same order."""
-    assert FAST_PREDICT is not None and FAST_EXPLAIN is not None
     lane: ASGIApp = app
-    for path, endpoint in (("/explain", FAST_EXPLAIN), ("/predict", FAST_PREDICT)):
+    for path, endpoint in (("/explain", EXPLAIN_ENDPOINT), ("/predict", PREDICT_ENDPOINT)):
         lane = FastPredict(lane, endpoint, path, SETTINGS.requests_per_connection)
     lane = BodyLimit(lane, limits={}, default_limit=SETTINGS.max_request_bytes)
     if SETTINGS.auth == "required":
@@ -520,5 +507,4 @@ def _with_fast_lane(app: ASGIApp) -> ASGIApp:
     return FastLane(app, lane, FAST_PATHS, REQUEST_TIMEOUT_S)
 
 
-if FAST_PREDICT is not None:
-    wrap_service_app(ChurnService, _with_fast_lane)
+wrap_service_app(ChurnService, _with_fast_lane)

@@ -1,10 +1,9 @@
-"""make bench: this service against BentoML's API path and `mlflow models serve`, on equal terms.
+"""make bench: this service, bare and in production, against `mlflow models serve`, on equal terms.
 
 Every server serves the same registered model version with 2 workers, gets the same Locust file
 and the same users, and shares the 2 cores with Locust:
 - production: this service with API keys required and the history recorded to PostgreSQL;
 - bare: this service with keys and history off;
-- BentoML's API path: bare, with /predict through BentoML's own route (CHURN_FAST_PREDICT=false);
 - `mlflow models serve`.
 
 Each is measured two ways (loadtests/ladder.py):
@@ -61,7 +60,6 @@ def contenders(args: argparse.Namespace, model_uri: str, api_key: str) -> list[C
     }
     predict, keyed = Load("bentoml"), Load("bentoml", api_key=api_key)
     explain = Load("bentoml", "explain", single_customers=True, api_key=api_key)
-    api_path_env = {**bare_env, "CHURN_FAST_PREDICT": "false"}
     mlflow = Target(
         BASELINE, "mlflow", "mlflow", mlflow_serve(model_uri, args.workers, args.port), "/ping"
     )
@@ -71,10 +69,6 @@ def contenders(args: argparse.Namespace, model_uri: str, api_key: str) -> list[C
             [(PRODUCTION, keyed), ("same, /explain for one customer", explain)],
         ),
         Contender(Target(BARE, "bare", "bentoml", serve, "/readyz", bare_env), [(BARE, predict)]),
-        Contender(
-            Target("BentoML's API path", "bentoml-api", "bentoml", serve, "/readyz", api_path_env),
-            [("bare, through BentoML's API path (CHURN_FAST_PREDICT=false)", predict)],
-        ),
         Contender(mlflow, [(BASELINE, Load("mlflow"))]),
     ]  # fmt: skip
 

@@ -6,7 +6,7 @@ POST /predict (and, in a second instance, /explain) itself (docs/performance.md 
 figures), in serving/fast_lane.py ahead of BentoML's app. It validates with the same request
 model, batches with serving/batcher.py and scores with the service's own function. The
 `predict` and `explain` APIs stay declared: /schema.json, /docs and BentoML clients see the
-same endpoints, and with CHURN_FAST_PREDICT=false they answer.
+same endpoints, and this answers them.
 """
 
 from __future__ import annotations

@@ -39,9 +39,6 @@ class ServingSettings(RegistrySettings):
     # reconnects, as nginx's `keepalive_requests` does (0: never). The workers share one socket,
     # so without it a connection stays for good with whichever worker accepted it.
     requests_per_connection: NonNegativeInt = 100
-    # Answer POST /predict and /explain in ASGI (serving/fast_predict.py); false: BentoML's own
-    # API path.
-    fast_predict: bool = True
     # One log line per request costs more CPU than scoring it; /metrics counts requests anyway.
     access_log: bool = False
     # OpenTelemetry's middleware costs CPU on every request even when nothing is sampled; false

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bentoml
 import httpx
 import mlflow
 import numpy as np
@@ -362,40 +363,19 @@ def test_predictions_carry_decile_segment_and_action(
         assert (prediction["action"] == "no action") == (prediction["expected_value"] == 0)
 
 
-def test_the_asgi_paths_answer_exactly_as_bentomls_own_api_path(
-    served: Served, customers: pd.DataFrame, tmp_path: Path
+def test_bentomls_own_client_gets_the_same_answers_as_plain_http(
+    served: Served, customers: pd.DataFrame
 ) -> None:
-    """/predict and /explain are answered in ASGI (serving/fast_predict.py); with
-    CHURN_FAST_PREDICT=false BentoML's own route answers. Both must say the same."""
-    port = free_port()
-    env = {
-        **served.env,
-        "CHURN_PORT": str(port),
-        "CHURN_WORKERS": "1",
-        "CHURN_FAST_PREDICT": "false",
-    }
-    env["CHURN_HISTORY_URL"] = f"sqlite:///{tmp_path / 'history.db'}"
-    with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-        try:
-            wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
-            body = {"customers": _records(customers, slice(0, 25))}
-            bad = {"customers": [_records(customers, slice(0, 1))[0] | {"tenure": "forever"}]}
-            for path in ("/predict", "/explain"):
-                fast = httpx.post(f"{served.url}{path}", json=body, timeout=30)
-                bentoml_path = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=30)
-                assert fast.status_code == bentoml_path.status_code == 200, bentoml_path.text
-                assert fast.json() == bentoml_path.json(), path
-                refused = [
-                    httpx.post(f"{url}{path}", json=bad, timeout=30)
-                    for url in (served.url, f"http://127.0.0.1:{port}")
-                ]
-                assert [r.status_code for r in refused] == [400, 400]
-                assert [r.json()["detail"][0]["loc"][-1] for r in refused] == ["tenure"] * 2
-        finally:
-            stop(process)
+    """bentoml.SyncHTTPClient reads the service's schema and calls /predict and /explain as any
+    HTTP client does; both must say exactly what curl would be told."""
+    records = _records(customers, slice(0, 5))
+    with bentoml.SyncHTTPClient(served.url, timeout=30) as client:
+        predicted = client.predict(customers=records)
+        explained = client.explain(customers=records)
+    for path, answer in (("/predict", predicted), ("/explain", explained)):
+        plain = httpx.post(f"{served.url}{path}", json={"customers": records}, timeout=30)
+        assert plain.status_code == 200, plain.text
+        assert answer == plain.json(), path
 
 
 def test_explain_gives_three_reasons_per_customer(served: Served, customers: pd.DataFrame) -> None:
