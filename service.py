@@ -31,10 +31,10 @@ from console.pages import Backend as ConsoleBackend
 from console.pages import Console
 from console.session import Sessions, console_secret
 from history.drift_counts import DriftCounter
-from history.reader import drift_counts
 from history.records import ScoredBatch
 from history.store import History
-from monitoring.drift import DriftReport, drift_report
+from monitoring.drift import DriftReport
+from monitoring.recorded_drift import recent_drift
 from serving import metrics, quiet_client_errors
 from serving.authenticate import Authenticate
 from serving.body_limit import BodyLimit
@@ -63,7 +63,7 @@ from serving.schema import (
     customer_model,
     request_model,
 )
-from serving.served import Served, bento_version_tags
+from serving.served import Served, ServedModel, bento_version_tags
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -160,41 +160,47 @@ class ChurnService:
         labels = self.champion.info.labels
         model: ChurnModel = bentoml.mlflow.load_model(self.champion).unwrap_python_model()
         metrics.hold_model(model)
-        self.served = Served.of(
-            model,
-            labels.get("registered_model", SETTINGS.model_name),
-            labels.get("version", "unknown"),
-            str(labels.get("run_id")),
-            DESCRIPTION,
-            bento_version_tags(self.champion.info.metadata),
-            MLFLOW_MODEL_DIR,
-            str(self.champion.tag),
+        self.served_model = ServedModel(
+            Served.of(
+                model,
+                labels.get("registered_model", SETTINGS.model_name),
+                labels.get("version", "unknown"),
+                str(labels.get("run_id")),
+                DESCRIPTION,
+                bento_version_tags(self.champion.info.metadata),
+                MLFLOW_MODEL_DIR,
+                str(self.champion.tag),
+            )
         )
-        metrics.record_model(self.served.name, self.served.version, self.served.run_id)
+        served = self.served_model.current
+        metrics.record_model(served.name, served.version, served.run_id)
+        self.served_model.on_swap(_record_swap)
         reference = model.insight.reference
         self.history = _open_history() if SETTINGS.history.enabled else None
         self.recorder = self.monitor = self.follower = None
         if self.history is not None:
             drift = (
-                None
-                if reference is None
-                else DriftCounter(model.spec, reference, self.served.version)
+                None if reference is None else DriftCounter(model.spec, reference, served.version)
             )
             self.recorder = self.history.writer(metrics.history_events(), drift)
             self.recorder.start()
+            self.served_model.on_swap(self._count_drift_of)
             if SETTINGS.monitor and bentoml.server_context.worker_index in (None, 1):
                 self.monitor = Monitor(
                     self.history,
                     SETTINGS.drift,
                     reference,
-                    self.served.name,
-                    self.served.version,
+                    served.name,
+                    served.version,
                     partial(champion_version, SETTINGS),
                 )
                 self.monitor.start()
+                self.served_model.on_swap(self.monitor.follow)
         PREDICT_ENDPOINT.bind(self.predictions)
         EXPLAIN_ENDPOINT.bind(self.explanations)
         self._bind_console()
+        self.served_model.on_swap(lambda old, new: self._bind_console())
+        self.served_model.on_swap(_forget_files)
         if SETTINGS.follow_alias:
             self.follower = Follower(
                 FollowSettings(
@@ -207,7 +213,7 @@ class ChurnService:
                     bentoml.server_context.worker_index or 1,
                     FILE_TASKS.folder.parent / "churn-followed-models",
                 ),
-                self.served.version,
+                lambda: self.served_model.current.version,
                 SIGNATURE.inputs.to_dict(),
                 Customer,
                 EXAMPLE_CUSTOMER,
@@ -221,7 +227,8 @@ class ChurnService:
         gc.set_threshold(*SETTINGS.gc_thresholds)
 
     def _bind_console(self) -> None:
-        served, reference = self.served, self.served.model.insight.reference
+        served = self.served_model.current
+        reference = served.model.insight.reference
         CONSOLE.bind(
             ConsoleBackend(
                 info=served.info,
@@ -240,43 +247,37 @@ class ChurnService:
         )
 
     def _swap(self, loaded: LoadedVersion) -> None:
-        """Serve `loaded` from the next batch on: one reference replaced, so a batch in flight
-        finishes with the version it started with."""
-        old = self.served
-        model = loaded.model
-        new = Served.of(
-            model, old.name, loaded.version, loaded.run_id, loaded.description, loaded.tags,
-            loaded.model_dir, f"models:/{old.name}/{loaded.version}",
-        )  # fmt: skip
-        reference = model.insight.reference
-        if self.recorder is not None and reference is not None:
-            counter = self.recorder.drift
-            self.recorder.drift = (
-                counter.with_version(model.spec, reference, loaded.version)
-                if counter is not None
-                else DriftCounter(model.spec, reference, loaded.version)
+        """Serve the version follow mode loaded, from the next batch on."""
+        old = self.served_model.current
+        self.served_model.swap(
+            Served.of(
+                loaded.model, old.name, loaded.version, loaded.run_id, loaded.description,
+                loaded.tags, loaded.model_dir, f"models:/{old.name}/{loaded.version}",
             )
-        self.served = new
-        metrics.record_swap(old.name, (old.version, old.run_id), (new.version, new.run_id))
-        if self.monitor is not None:
-            self.monitor.follow(new.version, reference)
-        self._bind_console()
-        log.info("Now serving %s version %s (was %s)", new.name, new.version, old.version)
-        if old.model_dir != MLFLOW_MODEL_DIR:
-            shutil.rmtree(old.model_dir.parent, ignore_errors=True)
+        )  # fmt: skip
+        log.info("Now serving %s version %s (was %s)", old.name, loaded.version, old.version)
+
+    def _count_drift_of(self, old: Served, new: Served) -> None:
+        """The history's drift counts go to the version now served."""
+        reference = new.model.insight.reference
+        if self.recorder is None or reference is None:
+            return
+        counter = self.recorder.drift
+        self.recorder.drift = (
+            counter.with_version(new.model.spec, reference, new.version)
+            if counter is not None
+            else DriftCounter(new.model.spec, reference, new.version)
+        )
 
     def _drift_now(self) -> DriftReport:
         """The served version's drift over the drift window, as the monitor exports it."""
-        served = self.served
+        served = self.served_model.current
         reference = served.model.insight.reference
         assert self.history is not None and reference is not None
-        now = datetime.now(UTC)
-        since = now - SETTINGS.drift.window
-        counts = drift_counts(self.history.engine, served.version, since, now)
-        return drift_report(reference, counts, served.version, since, now)
+        return recent_drift(self.history.engine, reference, served.version, SETTINGS.drift.window)
 
     def __is_ready__(self) -> bool:
-        return can_score(self.served.model, Customer, EXAMPLE_CUSTOMER)
+        return can_score(self.served_model.current.model, Customer, EXAMPLE_CUSTOMER)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def _write_remaining_history(self) -> None:
@@ -308,7 +309,9 @@ class ChurnService:
         """What /predict answers (serving/fast_predict.py batches the requests), recorded in the
         history; `clients` and `request_ids` say who sent each customer in
         which request."""
-        served = self.served  # read once: every customer of the batch gets one version
+        served = (
+            self.served_model.current
+        )  # read once: every customer of the batch gets one version
         decisions = served.model.decide_prepared(customer_features(served.model.spec, customers))
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
         # Whole columns to Python values at once: numpy scalars one by one cost more.
@@ -374,7 +377,9 @@ class ChurnService:
     ) -> list[dict[str, Any]]:
         """What /explain answers (`clients` and `request_ids` are what serving/fast_predict.py
         hands every scoring function; explanations are not recorded)."""
-        served = self.served  # read once: every customer of the batch gets one version
+        served = (
+            self.served_model.current
+        )  # read once: every customer of the batch gets one version
         probabilities, reasons = served.model.explain_with_probability(customer_columns(customers))
         return [
             {
@@ -397,7 +402,7 @@ class ChurnService:
         summary page, which are streamed from disk.
         """
         try:
-            served = self.served
+            served = self.served_model.current
             record_as = (served.name, served.version) if self.history else None
             scored = FILE_TASKS.score(file, served.model_dir, record_as)
         except FileTaskError as error:
@@ -447,7 +452,17 @@ class ChurnService:
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:
         """Name, version, run id, test metrics, threshold and feature schema of the served model."""
-        return self.served.info
+        return self.served_model.current.info
+
+
+def _record_swap(old: Served, new: Served) -> None:
+    metrics.record_swap(old.name, (old.version, old.run_id), (new.version, new.run_id))
+
+
+def _forget_files(old: Served, new: Served) -> None:
+    """A followed version's downloaded files go once it is no longer served."""
+    if old.model_dir != MLFLOW_MODEL_DIR:
+        shutil.rmtree(old.model_dir.parent, ignore_errors=True)
 
 
 def _open_history() -> History:

@@ -29,10 +29,9 @@ from churn.reference import ReferenceProfile
 from history.customer_ids import CustomerIds
 from history.database import engine_for
 from history.drift_counts import BUCKET_SECONDS, DriftCounter
-from history.reader import drift_counts
 from history.records import ScoredBatch, rows_of
 from history.schema import migrate
-from monitoring.drift import drift_report
+from monitoring.recorded_drift import recorded_drift
 
 DATABASE = "churn_drift_bench"
 RATE = 2000
@@ -133,8 +132,7 @@ def main() -> int:
         for _ in range(args.refreshes):
             now = datetime.now(UTC)
             began = time.perf_counter()
-            counts = drift_counts(engine, "1", now - timedelta(hours=24), now)
-            report = drift_report(reference, counts, "1", now - timedelta(hours=24), now)
+            report = recorded_drift(engine, reference, "1", now - timedelta(hours=24), now)
             seconds.append(time.perf_counter() - began)
         cost = counting_cost(counter, spec, customers)
         engine.dispose()

@@ -87,7 +87,7 @@ class Follower:
     def __init__(
         self,
         settings: FollowSettings,
-        serving_version: str,
+        serving_version: Callable[[], str],
         request_inputs: list[dict[str, Any]],
         customer_model: type[BaseModel],
         example: dict[str, Any],
@@ -139,9 +139,9 @@ class Follower:
             return None
         if found is None:
             return None
-        version = str(found.version)
-        if version == self.serving_version or version == self.refused:
-            if version == self.serving_version:
+        version, serving = str(found.version), self.serving_version()
+        if version == serving or version == self.refused:
+            if version == serving:
                 self.refused = None
             return None
         noticed = time.time()
@@ -159,7 +159,7 @@ class Follower:
                       version, refusal.result, refusal)  # fmt: skip
             return None
         self.swap(loaded)
-        self.serving_version, self.refused = version, None
+        self.refused = None
         metrics.count_model_reload("swapped")
         metrics.observe_swap(noticed_by, time.time() - loaded.changed_at)
         return loaded

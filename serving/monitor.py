@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from churn.reference import ReferenceProfile
-from history.reader import drift_counts, realised_performance
+from history.reader import realised_performance
 from history.store import History
-from monitoring.drift import drift_report
+from monitoring.recorded_drift import recent_drift
 from monitoring.settings import DriftSettings
 from serving import metrics
+from serving.served import Served
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,9 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def follow(self, model_version: str, reference: ReferenceProfile | None) -> None:
-        """Measure the version now served (follow mode swapped it in)."""
-        self.model_version, self.reference = model_version, reference
+    def follow(self, old: Served, new: Served) -> None:
+        """Measure the version now served (a listener of serving.served.ServedModel)."""
+        self.model_version, self.reference = new.version, new.model.insight.reference
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
@@ -65,9 +66,11 @@ class Monitor:
     def _drift(self, now: datetime) -> None:
         if self.reference is None:
             return
-        since = now - self.drift.window
-        counts = drift_counts(self.history.engine, self.model_version, since, now)
-        metrics.record_drift(drift_report(self.reference, counts, self.model_version, since, now))
+        metrics.record_drift(
+            recent_drift(
+                self.history.engine, self.reference, self.model_version, self.drift.window, now
+            )
+        )
 
     def _realised(self) -> None:
         metrics.record_realised(realised_performance(self.history.engine, self.model_name))

@@ -1,12 +1,16 @@
-"""The version a worker serves: its model, its card, and where its files are.
+"""The version a worker serves: its model, its card, and where its files are, and the one
+holder of it.
 
-The service holds one `Served` and replaces it whole when follow mode swaps versions, so a
-batch that read it once is scored, labelled and recorded by one version only.
+`ServedModel` holds one `Served` and replaces it whole when follow mode swaps versions, so a
+batch that read `current` once is scored, labelled and recorded by one version only. Whatever
+else depends on the served version (the history's drift counts, the monitor, the console, the
+metrics) listens to the swap instead of keeping a copy of its own.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,29 @@ class Served:
             card(model, name, version, run_id, description, version_tags, source),
             model_dir,
         )
+
+
+# Told the version served before and the one served from now on.
+SwapListener = Callable[[Served, Served], None]
+
+
+class ServedModel:
+    """The version this worker serves (`current`, a plain attribute: the request path reads it
+    once per batch) and who is told when it changes."""
+
+    def __init__(self, first: Served) -> None:
+        self.current = first
+        self._listeners: list[SwapListener] = []
+
+    def on_swap(self, listener: SwapListener) -> None:
+        self._listeners.append(listener)
+
+    def swap(self, new: Served) -> None:
+        """Serve `new` from the next batch on, then tell every listener, in the order they
+        subscribed; a batch in flight finishes with the version it started with."""
+        old, self.current = self.current, new
+        for listener in self._listeners:
+            listener(old, new)
 
 
 def card(

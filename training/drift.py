@@ -12,9 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from churn.errors import UserError
 from churn.reference import ReferenceProfile
-from history.reader import drift_counts
 from history.store import History
-from monitoring.drift import DriftReport, drift_report
+from monitoring.drift import DriftReport
+from monitoring.recorded_drift import recorded_drift
 
 REFERENCE_ARTIFACT = "monitoring/reference.json"
 
@@ -40,5 +40,4 @@ def measure_drift(
         raise UserError(
             f"--since ({since.isoformat()}) is not before --until ({until.isoformat()})."
         )
-    counts = drift_counts(history.engine, version, since, until)
-    return drift_report(reference, counts, version, since, until)
+    return recorded_drift(history.engine, reference, version, since, until)

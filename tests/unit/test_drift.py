@@ -22,6 +22,7 @@ from history.schema import migrate
 from history.sinks import SqliteSink
 from monitoring.drift import drift_report
 from monitoring.psi import psi, stability
+from monitoring.recorded_drift import recent_drift
 from monitoring.settings import DriftSettings, parse_duration
 
 
@@ -146,6 +147,7 @@ def test_drift_is_summed_over_the_window_and_a_shifted_feature_is_significant(
     counts = drift_counts(engine, "3", now - timedelta(hours=24), now)
     assert sum(counts[PREDICTION].values()) == 1000
     report = drift_report(profile, counts, "3", now - timedelta(hours=24), now)
+    assert recent_drift(engine, profile, "3", timedelta(hours=24), now) == report
     assert report.prediction.psi == pytest.approx(0.0, abs=1e-3)
     assert all(d.stability == "stable" for d in report.features)
 

@@ -53,7 +53,7 @@ def test_after_a_swap_rows_of_both_versions_are_counted_against_their_own_refere
 
 def test_a_push_wakes_the_follower_only_for_its_own_model(tmp_path: Path) -> None:
     settings = FollowSettings("churn", "champion", "sqlite://", 30, 0, None, 1, tmp_path)
-    follower = Follower(settings, "1", [], object, {}, lambda loaded: None)  # type: ignore[arg-type]
+    follower = Follower(settings, lambda: "1", [], object, {}, lambda loaded: None)  # type: ignore[arg-type]
     follower._pushed('{"name": "other", "version": "2"}')
     follower._pushed("not json")
     assert not follower._wake.is_set()
