@@ -35,27 +35,27 @@ from history.records import ScoredBatch
 from history.store import History
 from monitoring.drift import DriftReport
 from monitoring.recorded_drift import recent_drift
-from serving import metrics, quiet_client_errors
-from serving.authenticate import Authenticate
-from serving.body_limit import BodyLimit
-from serving.champion import champion_version, example_customer, model_description
-from serving.errors import (
+from serving import metrics
+from serving.access.authenticate import Authenticate
+from serving.access.key_cache import KeyCache
+from serving.access.key_store import KeyStore
+from serving.access.limiter import Limiter
+from serving.access.pepper import pepper_for
+from serving.access.rate_limit import RateLimit
+from serving.http import quiet_client_errors
+from serving.http.body_limit import BodyLimit
+from serving.http.errors import (
     first_unscorable_explanation,
     first_unscorable_prediction,
     unscorable_message,
 )
-from serving.fast_lane import FastLane, wrap_service_app
-from serving.fast_predict import FastPredict, PredictEndpoint
-from serving.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
-from serving.follow import Follower, FollowSettings, LoadedVersion
-from serving.key_cache import KeyCache
-from serving.key_store import KeyStore
-from serving.limiter import Limiter
-from serving.monitor import Monitor
-from serving.pepper import pepper_for
-from serving.rate_limit import RateLimit
-from serving.readiness import can_score
-from serving.schema import (
+from serving.http.fast_lane import FastLane, wrap_service_app
+from serving.http.fast_predict import FastPredict, PredictEndpoint
+from serving.http.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
+from serving.model.champion import champion_version, example_customer, model_description
+from serving.model.follow import Follower, FollowSettings, LoadedVersion
+from serving.model.readiness import can_score
+from serving.model.schema import (
     Explanation,
     Prediction,
     customer_columns,
@@ -63,7 +63,8 @@ from serving.schema import (
     customer_model,
     request_model,
 )
-from serving.served import Served, ServedModel, bento_version_tags
+from serving.model.served import Served, ServedModel, bento_version_tags
+from serving.monitor import Monitor
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ class ChurnService:
             self.recorder.close()
 
     # /predict and /explain are declared here for /docs, /schema.json and BentoML's clients;
-    # serving/fast_predict.py answers every POST to them, ahead of BentoML's app, with
+    # serving/http/fast_predict.py answers every POST to them, ahead of BentoML's app, with
     # `predictions` and `explanations` below. Only an in-process call runs these two bodies.
     @bentoml.api(input_spec=PredictRequest)  # type: ignore[untyped-decorator]
     def predict(self, customers: list[Any]) -> list[Prediction]:
@@ -306,9 +307,9 @@ class ChurnService:
         clients: list[str] | None = None,
         request_ids: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """What /predict answers (serving/fast_predict.py batches the requests), recorded in the
-        history; `clients` and `request_ids` say who sent each customer in
-        which request."""
+        """What /predict answers (serving/http/fast_predict.py batches the requests), recorded
+        in the history; `clients` and `request_ids` say who sent each customer in which
+        request."""
         served = (
             self.served_model.current
         )  # read once: every customer of the batch gets one version
@@ -375,7 +376,7 @@ class ChurnService:
         clients: list[str] | None = None,
         request_ids: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """What /explain answers (`clients` and `request_ids` are what serving/fast_predict.py
+        """What /explain answers (`clients` and `request_ids` are what serving/http/fast_predict.py
         hands every scoring function; explanations are not recorded)."""
         served = (
             self.served_model.current
@@ -507,7 +508,7 @@ if SETTINGS.auth == "required":
 
 
 def _with_fast_lane(app: ASGIApp) -> ASGIApp:
-    """POST /predict and /explain answered ahead of BentoML's app (serving/fast_lane.py),
+    """POST /predict and /explain answered ahead of BentoML's app (serving/http/fast_lane.py),
     through the same checks, in the same order."""
     lane: ASGIApp = app
     for path, endpoint in (("/explain", EXPLAIN_ENDPOINT), ("/predict", PREDICT_ENDPOINT)):

@@ -2,7 +2,7 @@
 worker of the replica can show its progress and its result, whichever started it.
 
 A job is a folder `<jobs>/<id>/` with the upload and `status.json`; the worker that took the
-upload scores it in a thread of its own with serving/file_tasks.py (a child process at lower
+upload scores it in a thread of its own with serving/http/file_tasks.py (a child process at lower
 priority, with its time limit and per-worker cap), then writes the result id or the error.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from scoring.tables import is_parquet
-from serving.file_tasks import FileTaskError, FileTasks
+from serving.http.file_tasks import FileTaskError, FileTasks
 
 log = logging.getLogger(__name__)
 JOB_ID_LENGTH = 32

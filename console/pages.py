@@ -29,9 +29,9 @@ from console.file_jobs import FileJobs
 from console.formatting import FILTERS, percent
 from console.forms import form_fields, parse_customer
 from console.session import COOKIE_FLAGS, CSRF_COOKIE, SESSION_COOKIE, Sessions, new_nonce
-from serving import api_keys
-from serving.api_keys import Scope
-from serving.key_cache import KeyCache, KeyStoreUnavailableError
+from serving.access import api_keys
+from serving.access.api_keys import Scope
+from serving.access.key_cache import KeyCache, KeyStoreUnavailableError
 
 HERE = Path(__file__).parent
 TIER_ORDER = ("high", "medium", "low")

@@ -16,13 +16,12 @@ from pathlib import Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loadtests.customers import load_records
-from serving.api_keys import Scope as KeyScope
-from serving.authenticate import Authenticate
-from serving.fast_predict import CHARGE
-from serving.key_cache import KeyCache
-from serving.key_store import KeyStore
-from serving.limiter import Limiter
-from serving.rate_limit import RateLimit
+from serving.access.api_keys import Scope as KeyScope
+from serving.access.authenticate import Authenticate
+from serving.access.key_cache import KeyCache
+from serving.access.key_store import KeyStore
+from serving.access.limiter import Limiter
+from serving.access.rate_limit import CHARGE, RateLimit
 
 PEPPER = b"benchmark pepper"
 REQUESTS = 20_000

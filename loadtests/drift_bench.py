@@ -42,7 +42,7 @@ def _model_description() -> dict[str, object]:
     import bentoml
 
     from registry.settings import RegistrySettings
-    from serving.champion import model_description
+    from serving.model.champion import model_description
 
     model = bentoml.models.get(f"{RegistrySettings().model_name}:latest")
     return model_description(model)

@@ -58,7 +58,7 @@ def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVer
 def set_alias(client: MlflowClient, model_name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(model_name, alias, version)
     # MLflow keeps no time for an alias move; a service following the alias measures how long
-    # the swap took from this tag (serving/follow.py).
+    # the swap took from this tag (serving/model/follow.py).
     client.set_registered_model_tag(model_name, moved_tag(alias), moved_value(version))
     log.info("Alias %s of %s now points at version %s.", alias, model_name, version)
 

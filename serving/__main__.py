@@ -14,7 +14,7 @@ import typer
 
 from churn.errors import UserError
 from cli.runner import run
-from serving.keys_cli import app as keys_app
+from serving.access.keys_cli import app as keys_app
 from serving.settings import ServingSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -29,7 +29,7 @@ def cli() -> None:
 @app.command("import-champion")
 def import_champion_command() -> None:
     """Import models:/<CHURN_MODEL_NAME>@<CHURN_MODEL_ALIAS> into the BentoML model store."""
-    from serving.champion import import_champion
+    from serving.model.champion import import_champion
 
     model = import_champion(ServingSettings())
     labels = model.info.labels
@@ -46,7 +46,7 @@ def example_request_command(
     """Print a curl command that scores one real customer with the newest imported model."""
     import bentoml
 
-    from serving.champion import example_customer
+    from serving.model.champion import example_customer
 
     settings = ServingSettings()
     try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from history.writer import WriterEvents
 from monitoring.drift import DriftReport
-from serving.api_keys import ANONYMOUS
+from serving.access.api_keys import ANONYMOUS
 
 REALISED_METRICS = ("roc_auc", "pr_auc", "top_decile_lift", "profit_per_customer")
 
@@ -248,7 +248,7 @@ def observe_swap(noticed_by: str, seconds: float) -> None:
 @cache
 def _adaptive_batch_size(max_batch_size: int) -> bentoml.metrics.Histogram:
     """BentoML's own batch-size histogram, which its API path fills; created only when
-    serving/fast_predict.py answers /predict, since BentoML's path registers the same name."""
+    serving/http/fast_predict.py answers /predict, since BentoML's path registers the same name."""
     return bentoml.metrics.Histogram(
         namespace="bentoml_service",
         name="adaptive_batch_size",

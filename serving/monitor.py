@@ -20,7 +20,7 @@ from history.store import History
 from monitoring.recorded_drift import recent_drift
 from monitoring.settings import DriftSettings
 from serving import metrics
-from serving.served import Served
+from serving.model.served import Served
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
 
     def follow(self, old: Served, new: Served) -> None:
-        """Measure the version now served (a listener of serving.served.ServedModel)."""
+        """Measure the version now served (a listener of serving.model.served.ServedModel)."""
         self.model_version, self.reference = new.version, new.model.insight.reference
 
     def start(self) -> None:

@@ -49,12 +49,13 @@ class ServingSettings(RegistrySettings):
     # each stalling the worker for up to 130 ms under load; nearly everything a request makes is
     # freed by reference counting long before a collection would find it.
     gc_thresholds: tuple[PositiveInt, PositiveInt, PositiveInt] = (20_000, 50, 100)
-    # Access control (serving/authenticate.py): "required" asks every caller but /livez,
+    # Access control (serving/access/authenticate.py): "required" asks every caller but /livez,
     # /readyz, /docs and /metrics for an API key; "off" lets anyone in and says so at start-up.
     auth: Literal["required", "off"] = "off"
     # Where keys live: an embedded SQLite file, or postgresql://... for a team and replicas.
     auth_db: str = DEFAULT_AUTH_DB
-    # Keys are hashed with it; beside an SQLite key file one is made when unset (serving/pepper.py).
+    # Keys are hashed with it; beside an SQLite key file one is made when unset
+    # (serving/access/pepper.py).
     auth_pepper: SecretStr | None = None
     # Each worker re-reads the key table this often: a revoked key stops working within it.
     auth_cache_seconds: float = Field(default=10, gt=0, le=30)
@@ -74,7 +75,7 @@ class ServingSettings(RegistrySettings):
     # Signs the console's session cookies; by default derived from the API-key pepper, which
     # every worker and replica shares.
     ui_secret: SecretStr | None = None
-    # Follow mode (serving/follow.py): serve whatever the champion alias points at, swapping
+    # Follow mode (serving/model/follow.py): serve whatever the champion alias points at, swapping
     # versions without a restart. Off, the service serves the version imported into the bento.
     follow_alias: bool = False
     follow_poll_s: PositiveFloat = 30.0

@@ -36,7 +36,7 @@ from webhook.signature import (
 )
 
 log = logging.getLogger(__name__)
-# The channel services in follow mode listen on (serving/follow.py).
+# The channel services in follow mode listen on (serving/model/follow.py).
 FOLLOW_CHANNEL = "churn:champion"
 
 

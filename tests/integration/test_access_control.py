@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from loadtests.servers import wait_until_ready
-from serving.key_cache import MISS_REFRESH_S
-from serving.key_store import KeyStore
+from serving.access.key_cache import MISS_REFRESH_S
+from serving.access.key_store import KeyStore
 from tests.integration.conftest import (
     BIN,
     REDIS_URL,

@@ -12,7 +12,7 @@ from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
 from registry.client import champion
-from serving.champion import import_champion, model_description
+from serving.model.champion import import_champion, model_description
 from serving.settings import ServingSettings
 from tests.integration.conftest import quick_settings, signed_in, train_quickly
 from training.promote import promote_auto, promote_version

@@ -284,7 +284,7 @@ def _series(text: str, metric: str, endpoint: str) -> list[dict[str, str]]:
 def test_the_lanes_request_metrics_are_bentomls_own_series(
     served: Served, customers: pd.DataFrame, metric: str
 ) -> None:
-    """serving/bentoml_request_metrics.py copies BentoML's names, labels and buckets: /predict
+    """serving/http/bentoml_request_metrics.py copies BentoML's names, labels and buckets: /predict
     (the lane) and /model (BentoML's app) must show the same label names and bucket edges."""
     one = {"customers": _records(customers, slice(0, 1))}
     httpx.post(f"{served.url}/predict", json=one, timeout=30).raise_for_status()

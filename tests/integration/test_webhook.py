@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from loadtests.servers import wait_until_ready
-from serving.follow import CHANNEL as FOLLOW_CHANNEL
+from serving.model.follow import CHANNEL as FOLLOW_CHANNEL
 from tests.integration.conftest import BIN, MLFLOW_ADMIN, REDIS_URL, ROOT, free_port, stop
 from webhook.signature import sign
 

@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from serving import api_keys
+from serving.access import api_keys
 
 PEPPER = b"pepper"
 

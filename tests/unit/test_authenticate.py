@@ -12,10 +12,10 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from serving import api_keys
-from serving.authenticate import Authenticate
-from serving.key_cache import KeyCache
-from serving.key_store import KeyStore
+from serving.access import api_keys
+from serving.access.authenticate import Authenticate
+from serving.access.key_cache import KeyCache
+from serving.access.key_store import KeyStore
 
 PEPPER = b"test pepper"
 

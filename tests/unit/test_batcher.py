@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from serving.batcher import Batcher, OverloadedError
+from serving.http.batcher import Batcher, OverloadedError
 
 
 def len_one(item: int) -> int:

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from serving.body_limit import BodyLimit
-from serving.fast_predict import FastPredict
+from serving.http.body_limit import BodyLimit
+from serving.http.fast_predict import FastPredict
 from tests.unit.test_fast_predict import Scorer, _endpoint, other_routes
 
 LIMIT = 1000

@@ -13,7 +13,7 @@ from console import session as session_module
 from console.formatting import conditions, moment, money, percent, thousands
 from console.forms import form_fields, parse_customer
 from console.session import Sessions, console_secret
-from serving.schema import customer_model
+from serving.model.schema import customer_model
 from training.synth import synthesize
 
 

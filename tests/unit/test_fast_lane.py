@@ -16,8 +16,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from serving.bentoml_request_metrics import families
-from serving.fast_lane import FastLane, wrap_service_app
+from serving.http.bentoml_request_metrics import families
+from serving.http.fast_lane import FastLane, wrap_service_app
 
 PATHS = frozenset({"/predict", "/explain"})
 
@@ -129,7 +129,7 @@ def test_a_request_past_the_timeout_gets_bentomls_504(app: Starlette) -> None:
 def test_an_unexpected_error_is_a_500_in_the_service_format_and_logged(
     app: Starlette, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="serving.fast_lane"):
+    with caplog.at_level(logging.ERROR, logger="serving.http.fast_lane"):
         response = asyncio.run(post(served(app, Lane("fail")), "/explain"))
     assert response.status_code == 500
     assert "server log" in json.loads(response.content)["error"]

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from churn.explain import Reason
-from serving.errors import first_unscorable_explanation
-from serving.fast_predict import OVERLOADED, FastPredict, PredictEndpoint
-from serving.schema import request_model
+from serving.http.errors import first_unscorable_explanation
+from serving.http.fast_predict import OVERLOADED, FastPredict, PredictEndpoint
+from serving.model.schema import request_model
 
 
 class Customer(BaseModel):

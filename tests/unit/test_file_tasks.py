@@ -10,7 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.file_tasks import SCORING_FAILED, TOO_MANY, FileTaskError, FileTaskLimit, FileTasks
+from serving.http.file_tasks import (
+    SCORING_FAILED,
+    TOO_MANY,
+    FileTaskError,
+    FileTaskLimit,
+    FileTasks,
+)
 from tests.unit.test_fast_predict import other_routes
 
 
@@ -38,7 +44,7 @@ def test_a_users_mistake_reaches_the_client_as_one_line(tmp_path: Path) -> None:
 
 
 def test_a_crash_is_reported_without_its_traceback() -> None:
-    from serving.file_tasks import _client_message
+    from serving.http.file_tasks import _client_message
 
     traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: "secret"'
     assert _client_message(1, traceback) == SCORING_FAILED

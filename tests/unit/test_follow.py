@@ -15,7 +15,7 @@ from history.customer_ids import CustomerIds
 from history.drift_counts import DriftCounter
 from history.records import ScoredBatch, rows_of
 from registry.client import moved_at, moved_tag, moved_value
-from serving.follow import Follower, FollowSettings
+from serving.model.follow import Follower, FollowSettings
 from webhook.relay import FOLLOW_CHANNEL
 
 
@@ -62,6 +62,6 @@ def test_a_push_wakes_the_follower_only_for_its_own_model(tmp_path: Path) -> Non
 
 
 def test_the_relay_publishes_where_the_service_listens() -> None:
-    from serving.follow import CHANNEL
+    from serving.model.follow import CHANNEL
 
     assert FOLLOW_CHANNEL == CHANNEL

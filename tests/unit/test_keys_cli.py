@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from churn.errors import UserError
-from serving.key_store import KeyStore
-from serving.keys_cli import create_key
+from serving.access.key_store import KeyStore
+from serving.access.keys_cli import create_key
 from serving.settings import ServingSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import limits
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from serving.limiter import Limiter
+from serving.access.limiter import Limiter
 
 PER_MINUTE = limits.parse("100/minute")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from serving import quiet_client_errors
+from serving.http import quiet_client_errors
 
 
 class Customer(BaseModel):

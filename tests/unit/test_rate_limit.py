@@ -14,12 +14,12 @@ from limits.aio.storage import MemoryStorage
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.fast_predict import FastPredict, PredictEndpoint
-from serving.key_store import KeyRecord
-from serving.limiter import Limiter
-from serving.rate_limit import RateLimit, customers_in
-from serving.request_body import read_body
-from serving.schema import request_model
+from serving.access.key_store import KeyRecord
+from serving.access.limiter import Limiter
+from serving.access.rate_limit import RateLimit, customers_in
+from serving.http.fast_predict import FastPredict, PredictEndpoint
+from serving.http.request_body import read_body
+from serving.model.schema import request_model
 
 KEY = KeyRecord("0123456789ab", "crm", "x", ("predict",), "10/minute", None, datetime.now(UTC))
 

@@ -12,8 +12,8 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
 from churn.columns import Columns
-from serving.readiness import can_score
-from serving.schema import customer_model
+from serving.model.readiness import can_score
+from serving.model.schema import customer_model
 
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("double", "tenure")]))
 EXAMPLE = {"tenure": 3.0}

@@ -14,8 +14,8 @@ from mlflow.types.schema import ColSpec, Schema
 
 from churn.errors import UserError
 from churn.features import MISSING_CATEGORY, Feature, FeatureSpec
-from serving.fast_predict import FastPredict, PredictEndpoint
-from serving.schema import customer_columns, customer_features, customer_model, request_model
+from serving.http.fast_predict import FastPredict, PredictEndpoint
+from serving.model.schema import customer_columns, customer_features, customer_model, request_model
 
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("double", "tenure"), ColSpec("string", "plan")]))
 Customer = customer_model(SIGNATURE, "id", {"tenure": 3.0, "plan": "basic"})

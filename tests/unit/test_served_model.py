@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from serving.served import Served, ServedModel
+from serving.model.served import Served, ServedModel
 
 
 def served(version: str) -> Served:

@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.errors import SCORING_FAILED, send_error
+from serving.http.errors import SCORING_FAILED, send_error
 
 log = logging.getLogger(__name__)
 

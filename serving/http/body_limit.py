@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import send_error
+from serving.http.errors import send_error
 
 
 class BodyLimit:

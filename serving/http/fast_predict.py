@@ -3,8 +3,8 @@ request back.
 
 BentoML's per-request API path costs more than scoring a customer, so this middleware answers
 POST /predict (and, in a second instance, /explain) itself (docs/performance.md has the
-figures), in serving/fast_lane.py ahead of BentoML's app. It validates with the same request
-model, batches with serving/batcher.py and scores with the service's own function. The
+figures), in serving/http/fast_lane.py ahead of BentoML's app. It validates with the same request
+model, batches with serving/http/batcher.py and scores with the service's own function. The
 `predict` and `explain` APIs stay declared: /schema.json, /docs and BentoML clients see the
 same endpoints, and this answers them.
 """
@@ -21,9 +21,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.api_keys import ANONYMOUS
-from serving.batcher import Batcher, OverloadedError
-from serving.errors import (
+from serving.access.api_keys import ANONYMOUS
+from serving.access.rate_limit import CHARGE
+from serving.http.batcher import Batcher, OverloadedError
+from serving.http.errors import (
     SCORING_FAILED,
     Refusal,
     error_body,
@@ -32,10 +33,7 @@ from serving.errors import (
     unscorable_message,
     validation_error_body,
 )
-from serving.request_body import read_body
-
-# Where serving/rate_limit.py leaves the charge for a request this endpoint answers.
-CHARGE = "churn.charge"
+from serving.http.request_body import read_body
 
 log = logging.getLogger(__name__)
 # Scores customers; the other lists give, for each customer, the client that sent it and the
@@ -123,7 +121,7 @@ class PredictEndpoint:
         request_id: str = "",
     ) -> Answer | None:
         """The answer to one request; None when the client left mid-body. A valid request is
-        charged its customers with `charge` (serving/rate_limit.py) before it is scored.
+        charged its customers with `charge` (serving/access/rate_limit.py) before it is scored.
 
         Past `max_in_flight` requests the answer is an immediate 503, before the body is read:
         when the worker's event loop is the bottleneck, requests wait there, where the batcher's

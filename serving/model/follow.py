@@ -40,8 +40,8 @@ from pydantic import BaseModel
 from churn.model import MODEL_DESCRIPTION_FILE, ChurnModel
 from registry.client import champion, moved_at
 from serving import metrics
-from serving.readiness import can_score
-from serving.schema import customer_columns
+from serving.model.readiness import can_score
+from serving.model.schema import customer_columns
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from churn.errors import UserError
 from history.database import engine_for
-from serving.api_keys import SCOPES, Scope, issue
+from serving.access.api_keys import SCOPES, Scope, issue
 
 METADATA = sa.MetaData()
 API_KEYS = sa.Table(

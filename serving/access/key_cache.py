@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from serving import metrics
-from serving.key_store import KeyRecord, KeyStore
+from serving.access.key_store import KeyRecord, KeyStore
 
 log = logging.getLogger(__name__)
 # An unknown key id re-reads the table at most this often, so a key made a moment ago works

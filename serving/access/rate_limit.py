@@ -2,10 +2,10 @@
 customers, and answers a 429 with `Retry-After` and `RateLimit-*` headers when one is spent.
 
 A request to /predict or /explain costs the customers in its body; anything else costs one.
-It runs inside serving/authenticate.py, which names the key, and inside the body limit, so the
-body it reads to count customers has already been held to its size. Paths in
+It runs inside serving/access/authenticate.py, which names the key, and inside the body limit,
+so the body it reads to count customers has already been held to its size. Paths in
 `charged_by_app` are not read here: the app behind counts the customers as it validates them and
-calls `scope["churn.charge"]`, which saves parsing the body twice on the hot path.
+calls `scope[CHARGE]`, which saves parsing the body twice on the hot path.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from pydantic_core import from_json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import metrics
-from serving.errors import Refusal, send_error
-from serving.fast_predict import CHARGE
-from serving.key_store import KeyRecord
-from serving.limiter import Limiter, Verdict
-from serving.request_body import read_body, replay
+from serving.access.key_store import KeyRecord
+from serving.access.limiter import Limiter, Verdict
+from serving.http.errors import Refusal, send_error
+from serving.http.request_body import read_body, replay
+
+# Where this middleware leaves the charge for a request the app behind counts (`charged_by_app`).
+CHARGE = "churn.charge"
 
 COSTED_PATHS = frozenset({"/predict", "/explain"})
 

@@ -11,7 +11,7 @@ request cost 320 µs of a worker's CPU inside that stack and 121 µs ahead of it
   (API key and scope, rate limit, body limit), built by the service as `lane`;
 - BentoML's request metrics, under its names and labels (`bentoml_service_request_total`,
   `_request_duration_seconds`, `_request_in_progress`, `_last_request_timestamp_seconds`;
-  serving/bentoml_request_metrics.py);
+  serving/http/bentoml_request_metrics.py);
 - BentoML's timeout, with the same 504 body;
 - a 500 in the service's error format for anything unexpected.
 
@@ -28,8 +28,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.bentoml_request_metrics import RequestMetrics
-from serving.errors import SCORING_FAILED, send_error
+from serving.http.bentoml_request_metrics import RequestMetrics
+from serving.http.errors import SCORING_FAILED, send_error
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving import api_keys, metrics
-from serving.api_keys import Scope as KeyScope
-from serving.errors import send_error
-from serving.key_cache import KeyCache, KeyStoreUnavailableError
+from serving import metrics
+from serving.access import api_keys
+from serving.access.api_keys import Scope as KeyScope
+from serving.access.key_cache import KeyCache, KeyStoreUnavailableError
+from serving.http.errors import send_error
 
 log = logging.getLogger(__name__)
 

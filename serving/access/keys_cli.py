@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from churn.errors import UserError
-from serving.api_keys import SCOPES, parse_scopes
-from serving.key_store import KeyRecord, KeyStore, NewKey
-from serving.pepper import pepper_for
+from serving.access.api_keys import SCOPES, parse_scopes
+from serving.access.key_store import KeyRecord, KeyStore, NewKey
+from serving.access.pepper import pepper_for
 from serving.settings import ServingSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The service's API keys.")

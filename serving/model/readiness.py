@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from churn.columns import Columns
-from serving.schema import customer_columns
+from serving.model.schema import customer_columns
 
 log = logging.getLogger(__name__)
 

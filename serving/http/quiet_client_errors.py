@@ -11,7 +11,7 @@ import logging
 
 from pydantic import ValidationError
 
-from serving.errors import rejection_summary
+from serving.http.errors import rejection_summary
 
 # BentoML's server loggers write through the handlers of these two; a filter on a handler sees
 # every record it writes, whichever child logger made it.

@@ -1,4 +1,4 @@
-"""BentoML's request metrics for the requests serving/fast_lane.py answers ahead of its app.
+"""BentoML's request metrics for the requests serving/http/fast_lane.py answers ahead of its app.
 
 BentoML counts a request in a middleware of its own app, which the lane goes around. These are
 the same series (names, label names, multiprocess modes and BentoML's default duration
