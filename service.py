@@ -87,21 +87,22 @@ EXAMPLE_INPUT = {"customers": [EXAMPLE_CUSTOMER]}
 
 Customer = customer_model(SIGNATURE, ID_COLUMN, EXAMPLE_CUSTOMER)
 PredictRequest = request_model(Customer, SETTINGS.max_customers_per_request, EXAMPLE_CUSTOMER)
-PREDICT_ENDPOINT = PredictEndpoint(
-    PredictRequest,
-    SETTINGS.max_latency_ms,
-    SETTINGS.max_batch_size,
-    SETTINGS.max_in_flight_per_worker,
-    partial(metrics.record_batch, "churn", "predict", max_batch_size=SETTINGS.max_batch_size),
-)
-EXPLAIN_ENDPOINT = PredictEndpoint(
-    PredictRequest,
-    SETTINGS.max_latency_ms,
-    SETTINGS.max_batch_size,
-    SETTINGS.max_in_flight_per_worker,
-    partial(metrics.record_batch, "churn", "explain", max_batch_size=SETTINGS.max_batch_size),
-    first_unscorable_explanation,
-)
+
+
+def _endpoint(method: str, **options: Any) -> PredictEndpoint:
+    """One scoring path's endpoint, with its batches counted under `method`."""
+    return PredictEndpoint(
+        PredictRequest,
+        SETTINGS.max_latency_ms,
+        SETTINGS.max_batch_size,
+        SETTINGS.max_in_flight_per_worker,
+        partial(metrics.record_batch, "churn", method, max_batch_size=SETTINGS.max_batch_size),
+        **options,
+    )
+
+
+PREDICT_ENDPOINT = _endpoint("predict")
+EXPLAIN_ENDPOINT = _endpoint("explain", unscorable=first_unscorable_explanation)
 
 FILE_TASKS = FileTasks(
     SETTINGS.scored_files_dir,
