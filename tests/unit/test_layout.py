@@ -93,8 +93,8 @@ def test_nothing_imports_a_private_module_of_a_library() -> None:
 @pytest.mark.parametrize(
     ("source", "private"),
     [
-        ("from bentoml._internal.context import server_context", True),
-        ("import _bentoml_impl.server", True),
+        ("from bentoml.io._sealed import spec", True),
+        ("import _catboost", True),
         ("from mlflow.utils import _get_fully_qualified_class_name", True),
         ("from bentoml import server_context", False),
         ("from serving._hidden import thing", False),
