@@ -55,12 +55,7 @@ JAVA=(java -Xms256m -Xmx512m -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$ROOT/services/kafka/log4j2.properties" -cp "$LIBS/*")
 
 start() {
-  if answers; then
-    if [[ -f "$PIDFILE" ]]; then say "Kafka: already running on $HOST:$PORT (started by make services)"
-    else say "Kafka: using the broker that answers on $HOST:$PORT"; fi
-    return 0
-  fi
-  [[ -z "${CHURN_TEST_KAFKA:-}" ]] || fail "CHURN_TEST_KAFKA=$ADDRESS does not answer"
+  already_up Kafka "$PIDFILE" CHURN_TEST_KAFKA && return 0
   fetch_jars
   controller_port="$(free_port)"
   write_config

@@ -17,6 +17,20 @@ port_of() { local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"; echo
 # Does something accept a TCP connection at host:port?
 listening() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
+# already_up NAME MARKER VARIABLE: whether the script's server (its `answers`) is up already,
+# saying whose it is (MARKER: the file a start by make services leaves); a server of the user's
+# own, named by VARIABLE, that does not answer is an error, not something to start.
+already_up() {
+  local name="$1" marker="$2" variable="$3"
+  if answers; then
+    if [[ -f "$marker" ]]; then say "$name: already running on $HOST:$PORT (started by make services)"
+    else say "$name: using the server that answers on $HOST:$PORT"; fi
+    return 0
+  fi
+  [[ -z "${!variable:-}" ]] || fail "$variable=${!variable} does not answer"
+  return 1
+}
+
 # wait_for SECONDS WHAT COMMAND...: retry COMMAND every half second until it succeeds.
 wait_for() {
   local seconds="$1" what="$2"; shift 2

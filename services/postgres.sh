@@ -18,12 +18,7 @@ newest_version() {
 }
 
 start() {
-  if answers; then
-    if [[ -f "$STARTED" ]]; then say "PostgreSQL: already running on $HOST:$PORT (started by make services)"
-    else say "PostgreSQL: using the server that answers on $HOST:$PORT"; fi
-    return 0
-  fi
-  [[ -z "${CHURN_TEST_POSTGRES:-}" ]] || fail "CHURN_TEST_POSTGRES=$URL does not answer"
+  already_up PostgreSQL "$STARTED" CHURN_TEST_POSTGRES && return 0
   [[ -n "$(newest_version)" ]] && command -v pg_ctlcluster >/dev/null || apt_install postgresql
   local version
   version="$(newest_version)"

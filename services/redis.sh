@@ -15,12 +15,7 @@ answers() {
 }
 
 start() {
-  if answers; then
-    if [[ -f "$PIDFILE" ]]; then say "Redis: already running on $HOST:$PORT (started by make services)"
-    else say "Redis: using the server that answers on $HOST:$PORT"; fi
-    return 0
-  fi
-  [[ -z "${CHURN_TEST_REDIS:-}" ]] || fail "CHURN_TEST_REDIS=$URL does not answer"
+  already_up Redis "$PIDFILE" CHURN_TEST_REDIS && return 0
   if ! command -v redis-server >/dev/null; then
     apt_install redis-server
     # Where init scripts may run, the package starts a server of its own: use that one.
