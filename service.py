@@ -1,8 +1,10 @@
 """BentoML service: serves the MLflow model version that the `champion` alias points at.
 
-`make bento` imports that version into the BentoML store. This module reads the request schema
-from the model's own signature, scores adaptive batches with the model's own preprocessing, and
-answers with the model's threshold and risk tiers.
+`make bento` imports that version into the BentoML store. Importing this module only defines
+the service: its settings, its API (whose request schema the stored model's signature declares,
+serving/model/declared.py) and its routes. The service's constructor loads the model and builds
+the endpoints, the stores and the checks every request passes, which sit in front of BentoML's
+app (serving/http/fast_lane.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from mlflow.models import Model as MLflowModel
 from starlette.types import ASGIApp
 
 from churn.errors import UserError
@@ -36,33 +37,24 @@ from history.store import History
 from monitoring.drift import DriftReport
 from monitoring.recorded_drift import recent_drift
 from serving import metrics
-from serving.access.authenticate import Authenticate
-from serving.access.key_cache import KeyCache
-from serving.access.key_store import KeyStore
-from serving.access.limiter import Limiter
+from serving.access.access import Access
 from serving.access.pepper import pepper_for
-from serving.access.rate_limit import RateLimit
 from serving.http import quiet_client_errors
-from serving.http.body_limit import BodyLimit
 from serving.http.errors import (
     first_unscorable_explanation,
     first_unscorable_prediction,
     unscorable_message,
 )
-from serving.http.fast_lane import FastLane, wrap_service_app
+from serving.http.fast_lane import FastLane, serve_through_instance
 from serving.http.fast_predict import FastPredict, PredictEndpoint
-from serving.http.file_tasks import FileTaskError, FileTaskLimit, FileTasks, task_result
-from serving.model.champion import champion_version, example_customer, model_description
+from serving.http.file_tasks import FileTaskError, FileTasks, task_result
+from serving.http.gate import gated
+from serving.model.answers import customer_id, decide
+from serving.model.champion import champion_version
+from serving.model.declared import declared_api
 from serving.model.follow import Follower, FollowSettings, LoadedVersion
 from serving.model.readiness import can_score
-from serving.model.schema import (
-    Explanation,
-    Prediction,
-    customer_columns,
-    customer_features,
-    customer_model,
-    request_model,
-)
+from serving.model.schema import Explanation, Prediction, customer_columns
 from serving.model.served import Served, ServedModel, bento_version_tags
 from serving.monitor import Monitor
 from serving.settings import ServingSettings
@@ -71,45 +63,10 @@ log = logging.getLogger(__name__)
 HISTORY_OFF = "Prediction history is off (CHURN_HISTORY_ENABLED=false)."
 SETTINGS = ServingSettings()
 REQUEST_TIMEOUT_S = 30
-FAST_PATHS = frozenset({"/predict", "/explain"})
+SCORING_PATHS = frozenset({"/predict", "/explain"})
 CHAMPION = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
-if CHAMPION.stored is None:
-    raise SystemExit(
-        f"No model {SETTINGS.model_name!r} in the BentoML store; run `make bento` "
-        "(or `python -m serving import-champion`) first."
-    )
-MLFLOW_MODEL_DIR = Path(CHAMPION.stored.path_of("mlflow_model"))
-SIGNATURE = MLflowModel.load(MLFLOW_MODEL_DIR).signature
-DESCRIPTION = model_description(CHAMPION.stored)
-ID_COLUMN: str | None = DESCRIPTION["feature_spec"]["id_column"]
-EXAMPLE_CUSTOMER = example_customer(CHAMPION.stored)
-EXAMPLE_INPUT = {"customers": [EXAMPLE_CUSTOMER]}
-
-Customer = customer_model(SIGNATURE, ID_COLUMN, EXAMPLE_CUSTOMER)
-PredictRequest = request_model(Customer, SETTINGS.max_customers_per_request, EXAMPLE_CUSTOMER)
-
-
-def _endpoint(method: str, **options: Any) -> PredictEndpoint:
-    """One scoring path's endpoint, with its batches counted under `method`."""
-    return PredictEndpoint(
-        PredictRequest,
-        SETTINGS.max_latency_ms,
-        SETTINGS.max_batch_size,
-        SETTINGS.max_in_flight_per_worker,
-        partial(metrics.record_batch, "churn", method, max_batch_size=SETTINGS.max_batch_size),
-        **options,
-    )
-
-
-PREDICT_ENDPOINT = _endpoint("predict")
-EXPLAIN_ENDPOINT = _endpoint("explain", unscorable=first_unscorable_explanation)
-
-FILE_TASKS = FileTasks(
-    SETTINGS.scored_files_dir,
-    SETTINGS.max_file_tasks_per_worker,
-    SETTINGS.file_task_timeout_s,
-    SETTINGS.scored_files_keep_hours * 3600,
-)
+API = declared_api(CHAMPION, SETTINGS.max_customers_per_request)
+PredictRequest = API.request
 
 http_routes = FastAPI()
 
@@ -123,21 +80,6 @@ async def _bad_query(request: Request, error: RequestValidationError) -> JSONRes
     return JSONResponse({"error": f"{where}: {first['msg']}", "detail": detail}, 400)
 
 
-PEPPER: bytes | None = None
-KEYS: KeyCache | None = None
-if SETTINGS.auth == "required":
-    try:
-        PEPPER = pepper_for(SETTINGS.auth_db, SETTINGS.auth_pepper)
-    except UserError as error:
-        raise SystemExit(str(error)) from None
-    KEYS = KeyCache(KeyStore(SETTINGS.auth_db), SETTINGS.auth_cache_seconds)
-    LIMITER = Limiter.connect(SETTINGS.rate_limit_storage, SETTINGS.rate_limit_timeout_ms / 1000)
-
-UI_SECRET = SETTINGS.ui_secret.get_secret_value() if SETTINGS.ui_secret else None
-CONSOLE = Console(KEYS, PEPPER, Sessions(console_secret(UI_SECRET, PEPPER)))
-http_routes.include_router(CONSOLE.router())
-
-
 @bentoml.service(
     name="churn",
     workers=SETTINGS.workers,
@@ -145,104 +87,177 @@ http_routes.include_router(CONSOLE.router())
     traffic={"timeout": REQUEST_TIMEOUT_S},
     metrics={"enabled": True},
     logging={"access": {"enabled": SETTINGS.access_log}},
-    tracing={"excluded_urls": [] if SETTINGS.trace_predict else sorted(FAST_PATHS)},
+    tracing={"excluded_urls": [] if SETTINGS.trace_predict else sorted(SCORING_PATHS)},
 )
 @bentoml.asgi_app(http_routes, path="/")
 class ChurnService:
     champion = CHAMPION
 
+    @bentoml.on_deployment  # type: ignore[untyped-decorator]
+    def check_stores() -> None:
+        """Once, before any worker starts: a store the service cannot open is one line and an
+        exit code, and the pepper and the history's schema are made once, not per worker."""
+        if SETTINGS.auth == "required":
+            try:
+                pepper_for(SETTINGS.auth_db, SETTINGS.auth_pepper)
+            except UserError as error:
+                raise SystemExit(str(error)) from None
+        if SETTINGS.history.enabled:
+            try:
+                History.open(SETTINGS.history).engine.dispose()
+            except UserError as error:
+                raise SystemExit(f"{error}. Fix it, or set CHURN_HISTORY_ENABLED=false.") from None
+
     def __init__(self) -> None:
+        settings = SETTINGS
         quiet_client_errors.install()
-        if SETTINGS.auth == "off":
+        if settings.auth == "off":
             log.warning(
                 "CHURN_AUTH=off: every endpoint is open to anyone who can reach port %d. "
                 "Set CHURN_AUTH=required and create keys with `python -m serving keys create`.",
-                SETTINGS.port,
+                settings.port,
             )
-        labels = self.champion.info.labels
-        model: ChurnModel = bentoml.mlflow.load_model(self.champion).unwrap_python_model()
-        metrics.hold_model(model)
-        self.served_model = ServedModel(
-            Served.of(
-                model,
-                labels.get("registered_model", SETTINGS.model_name),
-                labels.get("version", "unknown"),
-                str(labels.get("run_id")),
-                DESCRIPTION,
-                bento_version_tags(self.champion.info.metadata),
-                MLFLOW_MODEL_DIR,
-                str(self.champion.tag),
-            )
+        self.access = Access.open(settings)
+        self.file_tasks = FileTasks(
+            settings.scored_files_dir,
+            settings.max_file_tasks_per_worker,
+            settings.file_task_timeout_s,
+            settings.scored_files_keep_hours * 3600,
         )
+        self.served_model = ServedModel(self._load_champion())
         served = self.served_model.current
         metrics.record_model(served.name, served.version, served.run_id)
         self.served_model.on_swap(_record_swap)
-        reference = model.insight.reference
-        self.history = _open_history() if SETTINGS.history.enabled else None
+        self.served_model.on_swap(self._forget_files)
+        self.history = History.open(settings.history) if settings.history.enabled else None
         self.recorder = self.monitor = self.follower = None
+        reference = served.model.insight.reference
         if self.history is not None:
             drift = (
-                None if reference is None else DriftCounter(model.spec, reference, served.version)
+                None
+                if reference is None
+                else DriftCounter(served.model.spec, reference, served.version)
             )
             self.recorder = self.history.writer(metrics.history_events(), drift)
             self.recorder.start()
             self.served_model.on_swap(self._count_drift_of)
-            if SETTINGS.monitor and bentoml.server_context.worker_index in (None, 1):
+            if settings.monitor and bentoml.server_context.worker_index in (None, 1):
                 self.monitor = Monitor(
                     self.history,
-                    SETTINGS.drift,
+                    settings.drift,
                     reference,
                     served.name,
                     served.version,
-                    partial(champion_version, SETTINGS),
+                    partial(champion_version, settings),
                 )
                 self.monitor.start()
                 self.served_model.on_swap(self.monitor.follow)
-        PREDICT_ENDPOINT.bind(self.predictions)
-        EXPLAIN_ENDPOINT.bind(self.explanations)
+        self.predict_endpoint = self._endpoint("predict", self.predictions)
+        self.explain_endpoint = self._endpoint(
+            "explain", self.explanations, unscorable=first_unscorable_explanation
+        )
+        self.console = self._console()
+        http_routes.include_router(self.console.router())
         self._bind_console()
         self.served_model.on_swap(lambda old, new: self._bind_console())
-        self.served_model.on_swap(_forget_files)
-        if SETTINGS.follow_alias:
-            self.follower = Follower(
-                FollowSettings(
-                    SETTINGS.model_name,
-                    SETTINGS.model_alias,
-                    SETTINGS.tracking_uri,
-                    SETTINGS.follow_poll_s,
-                    SETTINGS.follow_stagger_s,
-                    SETTINGS.follow_broadcast,
-                    bentoml.server_context.worker_index or 1,
-                    FILE_TASKS.folder.parent / "churn-followed-models",
-                ),
-                lambda: self.served_model.current.version,
-                SIGNATURE.inputs.to_dict(),
-                Customer,
-                EXAMPLE_CUSTOMER,
-                self._swap,
-            )
+        if settings.follow_alias:
+            self.follower = self._follower()
             self.follower.start()
         # Everything loaded so far lives as long as the worker; a full collection that walks it
         # all would stall every request in flight.
         gc.collect()
         gc.freeze()
-        gc.set_threshold(*SETTINGS.gc_thresholds)
+        gc.set_threshold(*settings.gc_thresholds)
+
+    def _load_champion(self) -> Served:
+        labels = self.champion.info.labels
+        model: ChurnModel = bentoml.mlflow.load_model(self.champion).unwrap_python_model()
+        metrics.hold_model(model)
+        assert API.model_dir is not None, "bentoml serve resolves the model before this"
+        return Served.of(
+            model,
+            labels.get("registered_model", SETTINGS.model_name),
+            labels.get("version", "unknown"),
+            str(labels.get("run_id")),
+            API.description,
+            bento_version_tags(self.champion.info.metadata),
+            API.model_dir,
+            str(self.champion.tag),
+        )
+
+    def _endpoint(self, method: str, score: Any, **options: Any) -> PredictEndpoint:
+        """One scoring path's endpoint, with its batches counted under `method`."""
+        settings = SETTINGS
+        endpoint = PredictEndpoint(
+            API.request,
+            settings.max_latency_ms,
+            settings.max_batch_size,
+            settings.max_in_flight_per_worker,
+            partial(metrics.record_batch, "churn", method, max_batch_size=settings.max_batch_size),
+            **options,
+        )
+        endpoint.bind(score)
+        return endpoint
+
+    def front(self, app: ASGIApp) -> ASGIApp:
+        """What the worker serves in front of BentoML's `app`: POST /predict and /explain go to
+        their endpoints, everything else to `app`, both behind the same checks."""
+        endpoints: ASGIApp = app
+        for path, endpoint in (
+            ("/explain", self.explain_endpoint),
+            ("/predict", self.predict_endpoint),
+        ):
+            endpoints = FastPredict(endpoints, endpoint, path, SETTINGS.requests_per_connection)
+        return FastLane(self._gated(app), self._gated(endpoints), SCORING_PATHS, REQUEST_TIMEOUT_S)
+
+    def _gated(self, app: ASGIApp) -> ASGIApp:
+        return gated(app, SETTINGS, self.access, self.file_tasks, charged_by_app=SCORING_PATHS)
+
+    def _console(self) -> Console:
+        access = self.access
+        pepper = access.pepper if access else None
+        ui_secret = SETTINGS.ui_secret.get_secret_value() if SETTINGS.ui_secret else None
+        return Console(
+            access.keys if access else None, pepper, Sessions(console_secret(ui_secret, pepper))
+        )
+
+    def _follower(self) -> Follower:
+        settings = SETTINGS
+        return Follower(
+            FollowSettings(
+                settings.model_name,
+                settings.model_alias,
+                settings.tracking_uri,
+                settings.follow_poll_s,
+                settings.follow_stagger_s,
+                settings.follow_broadcast,
+                bentoml.server_context.worker_index or 1,
+                self.file_tasks.folder.parent / "churn-followed-models",
+            ),
+            lambda: self.served_model.current.version,
+            API.inputs,
+            API.customer,
+            API.example,
+            self._swap,
+        )
 
     def _bind_console(self) -> None:
         served = self.served_model.current
         reference = served.model.insight.reference
-        CONSOLE.bind(
+        self.console.bind(
             ConsoleBackend(
                 info=served.info,
                 spec=served.model.spec,
                 reference=reference,
-                customer_model=Customer,
+                customer_model=API.customer,
                 predict=self.predictions,
                 explain=lambda customers: served.model.explain_with_probability(
                     customer_columns(customers)
                 ),
                 history=self.history,
-                jobs=FileJobs(FILE_TASKS.folder / "console", FILE_TASKS, served.model_dir),
+                jobs=FileJobs(
+                    self.file_tasks.folder / "console", self.file_tasks, served.model_dir
+                ),
                 drift=self._drift_now if self.history and reference else None,
                 mlflow_ui=SETTINGS.mlflow_ui_url,
             )
@@ -271,6 +286,11 @@ class ChurnService:
             else DriftCounter(new.model.spec, reference, new.version)
         )
 
+    def _forget_files(self, old: Served, new: Served) -> None:
+        """A followed version's downloaded files go once it is no longer served."""
+        if old.model_dir != API.model_dir:
+            shutil.rmtree(old.model_dir.parent, ignore_errors=True)
+
     def _drift_now(self) -> DriftReport:
         """The served version's drift over the drift window, as the monitor exports it."""
         served = self.served_model.current
@@ -279,7 +299,7 @@ class ChurnService:
         return recent_drift(self.history.engine, reference, served.version, SETTINGS.drift.window)
 
     def __is_ready__(self) -> bool:
-        return can_score(self.served_model.current.model, Customer, EXAMPLE_CUSTOMER)
+        return can_score(self.served_model.current.model, API.customer, API.example)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def _write_remaining_history(self) -> None:
@@ -291,8 +311,8 @@ class ChurnService:
             self.recorder.close()
 
     # /predict and /explain are declared here for /docs, /schema.json and BentoML's clients;
-    # serving/http/fast_predict.py answers every POST to them, ahead of BentoML's app, with
-    # `predictions` and `explanations` below. Only an in-process call runs these two bodies.
+    # their endpoints (`front`) answer every POST to them with `predictions` and `explanations`
+    # below. Only an in-process call runs these two bodies.
     @bentoml.api(input_spec=PredictRequest)  # type: ignore[untyped-decorator]
     def predict(self, customers: list[Any]) -> list[Prediction]:
         """Churn probability, decision and risk tier for each customer, in request order."""
@@ -311,41 +331,9 @@ class ChurnService:
         """What /predict answers (serving/http/fast_predict.py batches the requests), recorded
         in the history; `clients` and `request_ids` say who sent each customer in which
         request."""
-        served = (
-            self.served_model.current
-        )  # read once: every customer of the batch gets one version
-        decisions = served.model.decide_prepared(customer_features(served.model.spec, customers))
+        served = self.served_model.current  # read once: the whole batch gets one version
+        predictions, decisions = decide(served, customers)
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
-        # Whole columns to Python values at once: numpy scalars one by one cost more.
-        answers = zip(
-            customers,
-            decisions.probability.tolist(),
-            decisions.churn.tolist(),
-            decisions.tier.tolist(),
-            decisions.decile.tolist(),
-            decisions.segment_id.tolist(),
-            decisions.segment.tolist(),
-            decisions.action.tolist(),
-            decisions.expected_value.tolist(),
-            strict=True,
-        )
-        predictions = [
-            {
-                "customer_id": _customer_id(customer),
-                "churn_probability": probability,
-                "churn": churn,
-                "risk_tier": tier,
-                "decile": decile,
-                "segment_id": segment_id,
-                "segment": segment,
-                "action": action,
-                "expected_value": round(value, 2),
-                "model_version": served.version,
-            }
-            for customer, probability, churn, tier, decile, segment_id, segment, action, value in (
-                answers
-            )
-        ]
         if self.recorder is not None:
             self.recorder.record(
                 ScoredBatch(
@@ -379,13 +367,11 @@ class ChurnService:
     ) -> list[dict[str, Any]]:
         """What /explain answers (`clients` and `request_ids` are what serving/http/fast_predict.py
         hands every scoring function; explanations are not recorded)."""
-        served = (
-            self.served_model.current
-        )  # read once: every customer of the batch gets one version
+        served = self.served_model.current  # read once: the whole batch gets one version
         probabilities, reasons = served.model.explain_with_probability(customer_columns(customers))
         return [
             {
-                "customer_id": _customer_id(customer),
+                "customer_id": customer_id(customer),
                 "churn_probability": probability,
                 "reasons": customer_reasons,
                 "model_version": served.version,
@@ -406,7 +392,7 @@ class ChurnService:
         try:
             served = self.served_model.current
             record_as = (served.name, served.version) if self.history else None
-            scored = FILE_TASKS.score(file, served.model_dir, record_as)
+            scored = self.file_tasks.score(file, served.model_dir, record_as)
         except FileTaskError as error:
             raise bentoml.exceptions.InvalidArgument(str(error)) from None
         summary = json.loads((scored.folder / "summary.json").read_text())
@@ -416,7 +402,7 @@ class ChurnService:
     @http_routes.get("/scored_files/{result_id}/{name}")
     def scored_file(self, result_id: str, name: str) -> Response:
         """A scored file or its summary page, streamed from disk."""
-        path = FILE_TASKS.path_of(result_id, name)
+        path = self.file_tasks.path_of(result_id, name)
         if path is None:
             return JSONResponse({"error": "No such scored file; results are kept a day."}, 404)
         media_type = {".csv": "text/csv", ".json": "application/json"}.get(path.suffix)
@@ -461,67 +447,4 @@ def _record_swap(old: Served, new: Served) -> None:
     metrics.record_swap(old.name, (old.version, old.run_id), (new.version, new.run_id))
 
 
-def _forget_files(old: Served, new: Served) -> None:
-    """A followed version's downloaded files go once it is no longer served."""
-    if old.model_dir != MLFLOW_MODEL_DIR:
-        shutil.rmtree(old.model_dir.parent, ignore_errors=True)
-
-
-def _open_history() -> History:
-    try:
-        return History.open(SETTINGS.history)
-    except UserError as error:
-        raise SystemExit(f"{error}. Fix it, or set CHURN_HISTORY_ENABLED=false.") from None
-
-
-def _customer_id(customer: Any) -> str | None:
-    value = getattr(customer, "customer_id", None)
-    return None if value is None else str(value)
-
-
-# BentoML works out a list response's media type from its JSON schema on every response, at a
-# real cost per request; ours is always JSON, so say so once.
-ChurnService.apis["predict"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
-ChurnService.apis["explain"].output_spec.media_type = "application/json"  # type: ignore[attr-defined]
-
-# Outermost first: who is asking, then what they may send, then what it costs them.
-if SETTINGS.auth == "required":
-    ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-        Authenticate,
-        keys=KEYS,
-        pepper=PEPPER,
-        metrics_require_key=SETTINGS.metrics_require_key,
-    )
-ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-    FileTaskLimit, tasks=FILE_TASKS, submit_path="/score_file/submit"
-)
-ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-    BodyLimit,
-    limits={"/score_file": SETTINGS.max_file_bytes, "/ui/files": SETTINGS.max_file_bytes},
-    default_limit=SETTINGS.max_request_bytes,
-)
-if SETTINGS.auth == "required":
-    ChurnService.add_asgi_middleware(  # type: ignore[attr-defined]
-        RateLimit,
-        limiter=LIMITER,
-        max_customers_per_request=SETTINGS.max_customers_per_request,
-    )
-
-
-def _with_fast_lane(app: ASGIApp) -> ASGIApp:
-    """POST /predict and /explain answered ahead of BentoML's app (serving/http/fast_lane.py),
-    through the same checks, in the same order."""
-    lane: ASGIApp = app
-    for path, endpoint in (("/explain", EXPLAIN_ENDPOINT), ("/predict", PREDICT_ENDPOINT)):
-        lane = FastPredict(lane, endpoint, path, SETTINGS.requests_per_connection)
-    lane = BodyLimit(lane, limits={}, default_limit=SETTINGS.max_request_bytes)
-    if SETTINGS.auth == "required":
-        assert KEYS is not None and PEPPER is not None
-        lane = RateLimit(
-            lane, LIMITER, SETTINGS.max_customers_per_request, charged_by_app=FAST_PATHS
-        )
-        lane = Authenticate(lane, KEYS, PEPPER, SETTINGS.metrics_require_key)
-    return FastLane(app, lane, FAST_PATHS, REQUEST_TIMEOUT_S)
-
-
-wrap_service_app(ChurnService, _with_fast_lane)
+serve_through_instance(ChurnService)

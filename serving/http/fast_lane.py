@@ -7,8 +7,8 @@ each wrapping `send` again. With the answer made up front and nothing scored, a 
 request cost 320 µs of a worker's CPU inside that stack and 121 µs ahead of it
 (docs/performance.md). So the lane takes the two scoring paths first and gives them:
 
-- the service's own checks, the same middleware classes on the same key cache and limiter
-  (API key and scope, rate limit, body limit), built by the service as `lane`;
+- the service's own checks (API key and scope, file tasks, body limit, rate limit), in
+  serving/http/gate.py, which every other request passes too, in front of BentoML's app;
 - BentoML's request metrics, under its names and labels (`bentoml_service_request_total`,
   `_request_duration_seconds`, `_request_in_progress`, `_last_request_timestamp_seconds`;
   serving/http/bentoml_request_metrics.py);
@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
+import bentoml
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.http.bentoml_request_metrics import RequestMetrics
@@ -89,15 +89,36 @@ class FastLane:
         return metrics
 
 
-def wrap_service_app(service: Any, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
-    """Make `service.to_asgi()` return `wrap(its app)`: the worker serves what `to_asgi`
-    returns, and BentoML's Service instances do not take attributes of their own, so the method
-    is wrapped on the class, for this one service."""
+class InstanceFront:
+    """BentoML's app until the service instance exists; from then on, what the instance puts in
+    front of it (`instance.front(app)`), built once, at the first request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is None:
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, send)
+                return
+            front = self.front = bentoml.get_current_service().front(self.app)
+        await front(scope, receive, send)
+
+
+def serve_through_instance(service: Any) -> None:
+    """Make the worker serve `InstanceFront(its app)` for `service`.
+
+    The worker serves what `service.to_asgi()` returns, and BentoML's Service objects take no
+    attributes of their own, so `to_asgi` is wrapped on the class, for this one service. This is
+    the one place the project relies on more than BentoML's documented API;
+    tests/unit/test_fast_lane.py fails if a release changes what it relies on."""
     service_class = type(service)
     plain = service_class.to_asgi
 
     def to_asgi(self: Any, *args: Any, **kwargs: Any) -> ASGIApp:
         app = plain(self, *args, **kwargs)
-        return wrap(app) if self is service else app
+        return InstanceFront(app) if self is service else app
 
     service_class.to_asgi = to_asgi

@@ -83,7 +83,12 @@ def model_description(model: bentoml.Model) -> dict[str, Any]:
 
 def example_customer(model: bentoml.Model) -> dict[str, Any]:
     """One real customer record from the training data, as the request schema expects it."""
-    spec = FeatureSpec.from_dict(model_description(model)["feature_spec"])
+    return example_of(model_description(model))
+
+
+def example_of(description: dict[str, Any]) -> dict[str, Any]:
+    """The example customer of a ChurnModel's description, with an id if the model has one."""
+    spec = FeatureSpec.from_dict(description["feature_spec"])
     example = dict(spec.example)
     if spec.id_column is not None:
         example = {spec.id_column: "0001-EXAMPLE", **example}

@@ -565,3 +565,34 @@ def test_generated_requests_get_no_500_and_every_4xx_has_the_error_body(
             call()
         except Unsatisfiable:  # nothing invalid to send, as for GET /model
             assert mode == GenerationMode.NEGATIVE and operation.path not in BODIES, operation.path
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"BENTOML_HOME": "{folder}/empty-store"}, "churn:latest could not be found"),
+        ({"CHURN_HISTORY_URL": "postgresql://churn@127.0.0.1:1/history"}, "CHURN_HISTORY_URL"),
+    ],
+    ids=["no model", "history unreachable"],
+)
+def test_a_service_that_cannot_start_says_why_in_one_line_before_any_worker(
+    champion: Champion, tmp_path: Path, change: dict[str, str], names: str
+) -> None:
+    env = {
+        **champion.env,
+        "CHURN_PORT": str(free_port()),
+        **{name: value.format(folder=tmp_path) for name, value in change.items()},
+    }
+    started = subprocess.run(
+        [str(BIN / "bentoml"), "serve", "."],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = (started.stdout + started.stderr).strip()
+    assert started.returncode == 1, output
+    assert names in output.splitlines()[-1]
+    assert "Traceback" not in output
+    assert "Starting production HTTP BentoServer" not in output

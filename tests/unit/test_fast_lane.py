@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Iterator
+from importlib.metadata import distribution
+from pathlib import Path
 
 import bentoml
 import httpx
@@ -17,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.http.bentoml_request_metrics import families
-from serving.http.fast_lane import FastLane, wrap_service_app
+from serving.http.fast_lane import FastLane, InstanceFront, serve_through_instance
 
 PATHS = frozenset({"/predict", "/explain"})
 
@@ -150,12 +153,23 @@ def test_an_error_after_the_answer_started_sends_no_second_answer(app: Starlette
     assert [message["type"] for message in sent] == ["http.response.start"]
 
 
-def test_only_the_named_service_gets_the_wrapped_app() -> None:
+def test_only_the_named_service_is_served_through_its_instance() -> None:
     class Service:
         def to_asgi(self, is_main: bool = True) -> str:
             return "app"
 
     ours, other = Service(), Service()
-    wrap_service_app(ours, lambda app: f"lane({app})")  # type: ignore[arg-type, return-value]
-    assert ours.to_asgi() == "lane(app)"
+    serve_through_instance(ours)
+    front = ours.to_asgi()
+    assert isinstance(front, InstanceFront) and front.app == "app"
     assert other.to_asgi() == "app"
+
+
+def test_bentoml_still_serves_what_to_asgi_returns() -> None:
+    """serve_through_instance relies on the worker serving `service.to_asgi()` and on
+    `get_current_service()` returning the instance; a BentoML release that changes either fails
+    here rather than in production."""
+    assert inspect.signature(bentoml.Service.to_asgi).parameters.keys() >= {"self", "is_main"}
+    worker = Path(str(distribution("bentoml").locate_file("_bentoml_impl/worker/service.py")))
+    assert ".to_asgi(" in worker.read_text()
+    assert callable(bentoml.get_current_service)
