@@ -26,6 +26,8 @@ from churn.features import FeatureSpec
 # Below this many rows the leaves come from numpy (churn/catboost_leaves.py) when it can: for
 # one customer 48 µs against CatBoost's 94; at 16 the two are even, and numpy is slower beyond.
 NUMPY_LEAVES_BELOW = 16
+# Customers whose leaves are summed at once; see CatBoostShap._sum.
+SUM_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,15 @@ class CatBoostShap:
 
         For 500 trees of depth 6 and 20 features this takes 13, 62 and 238 µs for 1, 8 and 32
         customers, against 9, 58 and 196 µs for scipy's private CSR kernel and 27, 197 and
-        830 µs for `table[rows].sum(axis=1)`.
+        830 µs for `table[rows].sum(axis=1)`. Larger batches go SUM_CHUNK customers at a time:
+        2,000 at once gather 160 MB, and cost 23 µs a customer against 10.5 in chunks.
         """
+        if len(rows) > SUM_CHUNK:
+            chunks = [
+                self._sum(rows[start : start + SUM_CHUNK])
+                for start in range(0, len(rows), SUM_CHUNK)
+            ]
+            return np.concatenate(chunks)
         customers, trees = rows.shape
         gathered = np.take(self.table, rows.ravel(), axis=0)
         summed: np.ndarray = np.ones(trees) @ gathered.reshape(customers, trees, -1)
