@@ -213,3 +213,13 @@ def at_risk(engine: sa.Engine, since: datetime) -> dict[str, float]:
 
 def _text_time(value: Any) -> str:
     return value if isinstance(value, str) else sqlite_time(value.astimezone(UTC))
+
+
+def stream_offsets(engine: sa.Engine, consumer_group: str) -> dict[tuple[str, int], int]:
+    """Where `consumer_group` has got to: the next offset to read, by (topic, partition)."""
+    query = sa.text(
+        "SELECT topic, partition, next_offset FROM stream_offsets WHERE consumer_group = :group"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"group": consumer_group})
+        return {(row.topic, int(row.partition)): int(row.next_offset) for row in rows}

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from history.customer_ids import CustomerIds
 
-Source = Literal["api", "file", "batch"]
+Source = Literal["api", "file", "batch", "stream"]
 
 COLUMNS = (
     "scored_at", "request_id", "client", "source", "customer_id", "model_name", "model_version",

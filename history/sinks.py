@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 import sqlalchemy as sa
@@ -33,11 +33,48 @@ ADD_COUNTS = (
     "DO UPDATE SET rows = drift_counts.rows + excluded.rows"
 )
 
+# Moves a partition's offset only from where the writer last saw it (nowhere: no row yet), so
+# a consumer that lost the partition to another in a rebalance cannot record its rows twice.
+MOVE_OFFSET = (
+    "INSERT INTO stream_offsets (consumer_group, topic, partition, next_offset) "
+    "VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (consumer_group, topic, partition) "
+    "DO UPDATE SET next_offset = excluded.next_offset WHERE stream_offsets.next_offset = {mark}"
+)
+
+
+class StreamOffset(NamedTuple):
+    """Where a stream consumer group goes on in a partition once these rows are stored, and
+    where it stood when the rows were read (None: nothing stored yet)."""
+
+    consumer_group: str
+    topic: str
+    partition: int
+    next_offset: int
+    expected: int | None
+
+
+class OffsetMovedError(Exception):
+    """Another consumer moved a partition's offset first; nothing of the batch was stored."""
+
+
+def _move_offsets(cursor: Any, mark: str, offsets: Sequence[StreamOffset]) -> None:
+    for offset in offsets:
+        cursor.execute(MOVE_OFFSET.format(mark=mark), offset)
+        if cursor.rowcount != 1:
+            raise OffsetMovedError(
+                f"{offset.topic} partition {offset.partition} is no longer at {offset.expected}"
+            )
+
 
 class Sink(Protocol):
-    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
-        """Store every row, and add the drift counts, in one transaction or raise; after an
-        error the next call starts afresh."""
+    def write(
+        self,
+        rows: Sequence[Row],
+        counts: Sequence[DriftCount] = (),
+        offsets: Sequence[StreamOffset] = (),
+    ) -> None:
+        """Store every row, add the drift counts and move the stream offsets, in one
+        transaction or raise; after an error the next call starts afresh."""
 
     def close(self) -> None: ...
 
@@ -57,7 +94,12 @@ class PostgresSink:
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
         self._days_made: set[object] = set()
 
-    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
+    def write(
+        self,
+        rows: Sequence[Row],
+        counts: Sequence[DriftCount] = (),
+        offsets: Sequence[StreamOffset] = (),
+    ) -> None:
         try:
             connection = self._connect()
             days = {row[0].date() for row in rows} - self._days_made
@@ -74,6 +116,7 @@ class PostgresSink:
                 connection.cursor().executemany(
                     ADD_COUNTS.format(marks=", ".join(["%s"] * 5)), counts
                 )
+            _move_offsets(connection.cursor(), "%s", offsets)
             connection.commit()
         except BaseException:
             self.close()
@@ -107,7 +150,12 @@ class SqliteSink:
         self.path = url.database or ":memory:"
         self._connection: sqlite3.Connection | None = None
 
-    def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
+    def write(
+        self,
+        rows: Sequence[Row],
+        counts: Sequence[DriftCount] = (),
+        offsets: Sequence[StreamOffset] = (),
+    ) -> None:
         try:
             connection = self._connect()
             with connection:
@@ -116,6 +164,7 @@ class SqliteSink:
                     ADD_COUNTS.format(marks=", ".join("?" * 5)),
                     [(sqlite_time(c.bucket), *c[1:]) for c in counts],
                 )
+                _move_offsets(connection.cursor(), "?", offsets)
         except BaseException:
             self.close()
             raise
