@@ -104,6 +104,10 @@ demo: data train promote import-champion history-db ## Synthetic data → train 
 champion: $(DEMO_DATA) ## Make sure a champion is in the BentoML store (trains the demo model if none)
 	@$(PY) -m serving example-request >/dev/null 2>&1 || $(MAKE) --no-print-directory train promote import-champion
 
+.PHONY: stream
+stream: install ## Score customer records from Kafka into the history (python -m streaming; docs/streaming.md)
+	$(PY) -m streaming
+
 .PHONY: loadtest
 loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a service it starts; fails below the goals
 	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi
@@ -143,6 +147,11 @@ bench: $(DEMO_DATA) services ## Production, bare and `mlflow models serve`: clos
 	$(PRODUCTION_STORES) $(PY) -m loadtests.bench --runs $(or $(RUNS),1) \
 	  --auth-db "$(PRODUCTION_AUTH_DB)" --history-url "$(PRODUCTION_HISTORY_URL)" $(BENCH_ARGS)
 
+.PHONY: bench-stream
+bench-stream: $(DEMO_DATA) services ## Stream consumer: events/s draining a backlog, CPU/event, publish-to-decision p50/p99 at 2,000 events/s (fails over 500 ms)
+	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
+	$(PRODUCTION_STORES) $(PY) -m loadtests.stream_bench --data $(DEMO_DATA) $(BENCH_ARGS)
+
 .PHONY: bench-auth
 bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-process (STORAGE=redis://... to count in Redis)
 	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"
@@ -176,7 +185,7 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy churn scoring registry cli training serving history monitoring console service.py loadtests webhook
+	$(BIN)/mypy churn scoring registry cli training serving history monitoring console service.py loadtests webhook streaming
 
 .PHONY: lint-jenkinsfile
 lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on first use); fails on errors
@@ -268,14 +277,15 @@ push: ## Push both image tags to REGISTRY
 	docker push $(IMAGE_REF):$(GIT_SHA)
 
 .PHONY: deploy-compose
-deploy-compose: ## Deploy the image with Docker Compose (DOCKER_HOST picks the host)
-	IMAGE=$(IMAGE_REF):$(GIT_SHA) docker compose -f deploy/compose/docker-compose.yml up -d --wait
+deploy-compose: ## Deploy the image with Docker Compose (DOCKER_HOST picks the host; STREAM=1 adds the stream consumer)
+	IMAGE=$(IMAGE_REF):$(GIT_SHA) docker compose -f deploy/compose/docker-compose.yml $(if $(STREAM),--profile stream) up -d --wait
 
 .PHONY: deploy-kubernetes
-deploy-kubernetes: ## Roll the built image out to Kubernetes with the manifests in deploy/kubernetes
+deploy-kubernetes: ## Roll the built image out to Kubernetes with the manifests in deploy/kubernetes (STREAM=1: the consumer too)
 	kubectl apply -f deploy/kubernetes/service.yaml
 	sed 's|image: churn-service:latest|image: $(IMAGE_REF):$(GIT_SHA)|' deploy/kubernetes/deployment.yaml | kubectl apply -f -
 	kubectl rollout status deployment/churn-service --timeout=300s
+	$(if $(STREAM),sed 's|image: churn-service:latest|image: $(IMAGE_REF):$(GIT_SHA)|' deploy/kubernetes/stream.yaml | kubectl apply -f -)
 
 .PHONY: deployed-model
 deployed-model: ## Write reports/deployed-model.json: which model version this build ships

@@ -127,6 +127,17 @@ PANELS = (
         "rowsps",
         width=18,
     ),
+    Panel(
+        "Stream: records per second",
+        {"{{result}}": "sum by (result) (rate(churn_stream_records_total[5m]))"},
+        "rps",
+        description="Scored, and dead-lettered (records /predict would refuse).",
+    ),
+    Panel(
+        "Stream: consumer lag by partition",
+        {"{{topic}}/{{partition}}": "max by (topic, partition) (churn_stream_consumer_lag)"},
+        description="Records not yet scored. Growing for 10 minutes: ChurnStreamLagGrowing.",
+    ),
 )
 
 

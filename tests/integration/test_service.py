@@ -131,6 +131,8 @@ def test_the_bento_has_a_dockerfile_and_references_the_champion(served: Served) 
     assert [m["tag"].split(":")[0] for m in models] == ["churn"]
     shipped = {p.name for p in (bento / "src").iterdir()}
     assert {"service.py", "serving", "churn", "scoring", "registry", "cli", "history"} <= shipped
+    assert (bento / "src" / "streaming" / "__main__.py").exists()
+    assert re.search(r"^aiokafka==", requirements, re.MULTILINE)
     assert list((bento / "src" / "history" / "migrations").glob("*/001_*.sql"))
     assert "training" not in shipped
 

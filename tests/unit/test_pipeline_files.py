@@ -144,6 +144,24 @@ def test_the_compose_deploy_target_publishes_the_service_port() -> None:
     assert "/readyz" in " ".join(service["healthcheck"]["test"])
 
 
+def test_the_stream_consumer_runs_from_the_service_image_in_both_targets() -> None:
+    deployment = _yaml("deploy/kubernetes/stream.yaml")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    service = _yaml("deploy/kubernetes/deployment.yaml")["spec"]["template"]["spec"]
+    assert container["image"] == service["containers"][0]["image"]
+    assert container["command"] == ["python", "-m", "streaming"]
+    metrics_port = deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+    assert {"name": "metrics", "containerPort": int(metrics_port)} in container["ports"]
+    assert container["livenessProbe"]["httpGet"]["port"] == "metrics"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    compose = _yaml("deploy/compose/docker-compose.yml")["services"]
+    stream = compose["churn-stream"]
+    assert stream["image"] == compose["churn-service"]["image"]
+    assert stream["command"] == ["python", "-m", "streaming"] and stream["profiles"] == ["stream"]
+    assert container["workingDir"] == stream["working_dir"] == "/home/bentoml/bento/src"
+
+
 def _make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", "--no-print-directory", *args],
