@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,7 +28,20 @@ def pepper_for(auth_db: str, configured: SecretStr | None) -> bytes:
         )
     path = Path(url.database).with_suffix(".pepper")
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
+        _make_once(path)
     return path.read_text().strip().encode()
+
+
+def _make_once(path: Path) -> None:
+    """Write a new pepper beside `path`, then link it in: a link fails if the name exists, so
+    when processes start together the first one's pepper is the one, and none reads a file
+    half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:  # mkstemp makes it readable by its owner only
+            file.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            path.hardlink_to(draft)
+    finally:
+        Path(draft).unlink()
