@@ -113,7 +113,8 @@ MONITOR_ERRORS = bentoml.metrics.Counter(
 MODEL_RELOADS = bentoml.metrics.Counter(
     name="churn_model_reload",
     documentation="Follow mode: versions the champion alias pointed at, by what became of them: "
-    "swapped, load_failed, check_failed, schema_changed.",
+    "swapped, load_failed, check_failed, schema_changed, and download_failed (the registry or "
+    "artifact store could not be read; tried again at the next poll).",
     labelnames=["result"],
 )
 SWAP_SECONDS = bentoml.metrics.Histogram(

@@ -13,8 +13,10 @@ workers do not all load at once), and in this thread, off the request path:
    the example customer with a finite probability;
 3. warms it up, and hands it to the service, which swaps one reference.
 
-A version that fails is logged, counted in churn_model_reload_total{result}, and not tried
-again until the alias moves. Moving the alias back is a rollback, and works the same way.
+A version that fails to load or check is logged, counted in churn_model_reload_total{result},
+and not tried again until the alias moves. A registry or artifact store that cannot be read is
+not the version's fault: that is counted as `download_failed` and tried again at the next poll.
+Moving the alias back is a rollback, and works the same way.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class LoadedVersion:
     # When the alias moved to it (a promotion by `training promote`), else when it was noticed.
     changed_at: float
     noticed_by: Notice
+
+
+class DownloadError(Exception):
+    """The version's files could not be fetched: the store's fault, not the version's, so it
+    is tried again at the next poll."""
 
 
 class RefusedError(Exception):
@@ -148,9 +155,10 @@ class Follower:
         time.sleep(self.settings.stagger_seconds * max(self.settings.worker_index - 1, 0))
         try:
             loaded = self.load(version, noticed, noticed_by)
-        except MlflowException as error:
-            log.warning("Follow: cannot read version %s from the registry yet: %s", version,
-                        _first_line(error))  # fmt: skip
+        except (MlflowException, DownloadError) as error:
+            metrics.count_model_reload("download_failed")
+            log.warning("Follow: cannot read version %s from the registry yet (trying again "
+                        "at the next poll): %s", version, _first_line(error))  # fmt: skip
             return None
         except RefusedError as refusal:
             self.refused = version
@@ -181,6 +189,10 @@ class Follower:
                     tracking_uri=self.settings.tracking_uri,
                 )
             )
+        except Exception as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise DownloadError(_first_line(error)) from None
+        try:
             inputs = MLflowModel.load(str(local)).signature.inputs.to_dict()
             if inputs != self.request_inputs:
                 raise RefusedError(

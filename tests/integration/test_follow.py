@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import mlflow
@@ -25,6 +26,8 @@ import redis
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
 from loadtests.servers import wait_until_ready
+from serving.model.declared import api_of
+from serving.model.follow import Follower, FollowSettings, LoadedVersion
 from tests.integration.conftest import (
     BIN,
     REDIS_URL,
@@ -235,3 +238,50 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
     assert summary.requests > 1000
     assert summary.failures == 0, (tmp_path / "load_failures.csv").read_text()
     shutil.rmtree(tmp_path / "broken", ignore_errors=True)
+
+
+def test_a_version_whose_files_cannot_be_read_for_a_while_is_served_once_they_can(
+    tmp_path: Path, champion: Champion, versions: dict[str, str]
+) -> None:
+    """A registry or artifact store that fails is not the version's fault: the follower does
+    not refuse the version, and serves it at its next look once its files can be read."""
+    name, uri = champion.model_name, champion.tracking_uri
+    client = mlflow.MlflowClient(uri, uri)
+    first = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(name, versions["first"]),
+        dst_path=str(tmp_path / "first"),
+        tracking_uri=uri,
+    )
+    api = api_of(Path(first), 10)
+    swapped: list[LoadedVersion] = []
+    follower = Follower(
+        FollowSettings(name, "champion", uri, 30, 0, None, 1, tmp_path / "models"),
+        lambda: versions["first"],
+        api.inputs,
+        api.customer,
+        api.example,
+        swapped.append,
+    )
+    files = client.get_model_version_download_uri(name, versions["second"])
+    files_dir = Path(urlparse(files).path if files.startswith("file:") else files)
+    assert files_dir.is_dir(), files
+    hidden = files_dir.with_name(files_dir.name + ".hidden")
+    run_checked(
+        [str(BIN / "python"), "-m", "training", "promote", "--version", versions["second"]],
+        champion.env,
+    )
+    try:
+        files_dir.rename(hidden)
+        try:
+            assert follower.check("poll") is None
+            assert follower.refused is None
+        finally:
+            hidden.rename(files_dir)
+        loaded = follower.check("poll")
+        assert loaded is not None and loaded.version == versions["second"]
+        assert swapped == [loaded]
+    finally:
+        run_checked(
+            [str(BIN / "python"), "-m", "training", "promote", "--version", versions["first"]],
+            champion.env,
+        )
