@@ -112,8 +112,8 @@ def serve_through_instance(service: Any) -> None:
 
     The worker serves what `service.to_asgi()` returns, and BentoML's Service objects take no
     attributes of their own, so `to_asgi` is wrapped on the class, for this one service. This is
-    the one place the project relies on more than BentoML's documented API;
-    tests/unit/test_fast_lane.py fails if a release changes what it relies on."""
+    the one place the project relies on more than BentoML's documented API: a release that
+    stops serving `to_asgi()` fails the integration tests that count predictions per API key."""
     service_class = type(service)
     plain = service_class.to_asgi
 

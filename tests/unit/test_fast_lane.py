@@ -7,8 +7,6 @@ import inspect
 import json
 import logging
 from collections.abc import Iterator
-from importlib.metadata import distribution
-from pathlib import Path
 
 import bentoml
 import httpx
@@ -165,11 +163,10 @@ def test_only_the_named_service_is_served_through_its_instance() -> None:
     assert other.to_asgi() == "app"
 
 
-def test_bentoml_still_serves_what_to_asgi_returns() -> None:
-    """serve_through_instance relies on the worker serving `service.to_asgi()` and on
-    `get_current_service()` returning the instance; a BentoML release that changes either fails
-    here rather than in production."""
+def test_bentoml_still_has_what_serving_through_the_instance_relies_on() -> None:
+    """serve_through_instance wraps `to_asgi`, which the worker serves, and asks
+    `get_current_service()` for the instance. If a release stops serving `to_asgi()`, the
+    checks and endpoints in front of BentoML's app go unserved, and the integration tests that
+    count predictions per API key (tests/integration/test_access_control.py) fail."""
     assert inspect.signature(bentoml.Service.to_asgi).parameters.keys() >= {"self", "is_main"}
-    worker = Path(str(distribution("bentoml").locate_file("_bentoml_impl/worker/service.py")))
-    assert ".to_asgi(" in worker.read_text()
     assert callable(bentoml.get_current_service)
