@@ -33,17 +33,26 @@ class KeyCache:
         self._read_at = float("-inf")
         self._reading: asyncio.Task[None] | None = None
         self._used: set[str] = set()
+        # After a failed read no other is tried before this: a store that is down is asked
+        # once a cache period (once a second before any read worked), not once a request.
+        self._retry_at = float("-inf")
+        self._failing = False
 
     async def get(self, key_id: str) -> KeyRecord | None:
-        age = self.clock() - self._read_at
-        if self._keys is None or age >= self.max_age_s:
-            await self._reread(must_succeed=self._keys is None)
-        elif age >= self.max_age_s / 2 and self._reading is None:
+        now = self.clock()
+        age, may_read = now - self._read_at, now >= self._retry_at
+        if self._keys is None:
+            if not may_read:
+                raise KeyStoreUnavailableError("the key table could not be read")
+            await self._reread(must_succeed=True)
+        elif age >= self.max_age_s and may_read:
+            await self._reread(must_succeed=False)
+        elif age >= self.max_age_s / 2 and self._reading is None and may_read:
             self._reading = asyncio.create_task(self._read())
             self._reading.add_done_callback(self._finished)
         assert self._keys is not None
         record = self._keys.get(key_id)
-        if record is None and self.clock() - self._read_at >= MISS_REFRESH_S:
+        if record is None and now - self._read_at >= MISS_REFRESH_S and now >= self._retry_at:
             await self._reread(must_succeed=False)
             record = self._keys.get(key_id)
         return record
@@ -64,12 +73,18 @@ class KeyCache:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._reading = None
-        if not task.cancelled() and task.exception() is not None:
-            metrics.count_key_store_error()
+        if task.cancelled() or task.exception() is None:
+            return
+        metrics.count_key_store_error()
+        self._retry_at = self.clock() + (MISS_REFRESH_S if self._keys is None else self.max_age_s)
+        if not self._failing:
+            self._failing = True
             log.warning(
-                "Could not read the API key table (%s); using the copy read %.0f s ago.",
+                "Could not read the API key table (%s); using the copy read %.0f s ago, and "
+                "trying again every %.0f s (churn_key_store_errors_total counts the failures).",
                 task.exception(),
                 self.clock() - self._read_at,
+                self.max_age_s,
             )
 
     async def _read(self) -> None:
@@ -81,6 +96,10 @@ class KeyCache:
             self._used |= used
             raise
         self._read_at = started
+        self._retry_at = float("-inf")
+        if self._failing:
+            self._failing = False
+            log.info("The API key table is readable again.")
 
     def _read_and_mark(self, used: set[str]) -> dict[str, KeyRecord]:
         self.store.mark_used(used, datetime.now(UTC))

@@ -179,3 +179,44 @@ def test_a_token_is_hashed_once_and_a_wrong_secret_for_its_id_still_fails(
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
     assert _request(app, headers={"X-API-Key": forged}).status_code == 401
     assert len(hashed) == 2
+
+
+class FlakyStore:
+    """A key table that can be made unreadable, counting how often it is read."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+        self.down = False
+        self.reads = 0
+
+    def by_id(self) -> dict[str, Any]:
+        self.reads += 1
+        if self.down:
+            raise OSError("the key database is down")
+        return self.store.by_id()
+
+    def mark_used(self, key_ids: set[str], at: Any) -> None:
+        if not self.down:
+            self.store.mark_used(key_ids, at)
+
+
+def test_a_key_table_that_stays_unreadable_is_tried_once_a_cache_period_and_logged_once(
+    store: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, clock = _token(store), Clock()
+    flaky = FlakyStore(store)
+    app = Authenticate(whoami, KeyCache(flaky, max_age_s=10, clock=clock), PEPPER)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert _request(app, headers=headers).status_code == 200
+    flaky.down, clock.now, reads = True, clock.now + 11, flaky.reads
+    with caplog.at_level("WARNING", logger="serving.access.key_cache"):
+        statuses = [_request(app, headers=headers).status_code for _ in range(50)]
+        clock.now += 11
+        statuses += [_request(app, headers=headers).status_code for _ in range(50)]
+    assert statuses == [200] * 100  # the copy last read keeps serving
+    assert flaky.reads - reads == 2
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    flaky.down, clock.now = False, clock.now + 11
+    with caplog.at_level("INFO", logger="serving.access.key_cache"):
+        assert _request(app, headers=headers).status_code == 200
+    assert any("readable again" in record.getMessage() for record in caplog.records)
