@@ -39,6 +39,7 @@ from monitoring.recorded_drift import recent_drift
 from serving import metrics
 from serving.access.access import Access
 from serving.access.pepper import pepper_for
+from serving.access.rate_limit import charge
 from serving.http import quiet_client_errors
 from serving.http.errors import (
     first_unscorable_explanation,
@@ -260,6 +261,7 @@ class ChurnService:
                 ),
                 drift=self._drift_now if self.history and reference else None,
                 mlflow_ui=SETTINGS.mlflow_ui_url,
+                charge=partial(charge, self.access.limiter) if self.access else None,
             )
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,8 @@ from console.session import COOKIE_FLAGS, CSRF_COOKIE, SESSION_COOKIE, Sessions,
 from serving.access import api_keys
 from serving.access.api_keys import Scope
 from serving.access.key_cache import KeyCache, KeyStoreUnavailableError
+from serving.access.key_store import KeyRecord
+from serving.http.errors import Refusal
 
 HERE = Path(__file__).parent
 TIER_ORDER = ("high", "medium", "low")
@@ -46,6 +48,8 @@ class Viewer:
     can: frozenset[str]
     nonce: str
     csrf: str
+    # The signed-in key (None with access control off), charged for what it scores.
+    key: KeyRecord | None = None
 
 
 @dataclass
@@ -63,6 +67,8 @@ class Backend:
     jobs: FileJobs
     drift: Callable[[], Any] | None
     mlflow_ui: str | None
+    # Charges a key for customers scored, as the API does: None, or the refusal.
+    charge: Callable[[KeyRecord, int], Awaitable[Refusal | None]] | None = None
 
 
 class Console:
@@ -94,7 +100,7 @@ class Console:
         if record is None or record.revoked_at is not None:
             return None
         scopes = frozenset(api_keys.SCOPES if "admin" in record.scopes else record.scopes)
-        return Viewer(record.name, scopes, nonce, csrf)
+        return Viewer(record.name, scopes, nonce, csrf, record)
 
     def page(
         self,
@@ -275,28 +281,42 @@ class Console:
                 result=None,
                 error="Check the fields marked below.",
             )
+        fields = form_fields(backend.spec, backend.reference, form)
+        refused = await self._charge(request, viewer, "score.html", fields=fields, result=None)
+        if refused is not None:
+            return refused
         request_id = f"ui-{uuid.uuid4().hex[:16]}"
         [answer] = await run_in_threadpool(backend.predict, [customer], [viewer.name], [request_id])
-        _, reasons = await run_in_threadpool(backend.explain, [customer])
-        reason_bars = [
-            charts.Bar(
-                f"{reason.feature} = {reason.value}",
-                reason.contribution,
-                f"{reason.contribution:+.2f} ({reason.direction})",
-                charts.RISE if reason.contribution > 0 else charts.FALL,
-            )
-            for reason in reasons[0]
-        ]
-        fields = form_fields(backend.spec, backend.reference, form)
+        reasons = None
+        if "explain" in viewer.can:
+            _, explained = await run_in_threadpool(backend.explain, [customer])
+            reasons = charts.bars("Top reasons", [_reason_bar(reason) for reason in explained[0]])
         return self.page(
             request,
             viewer,
             "score.html",
             fields=fields,
             result=answer,
-            reasons=charts.bars("Top reasons", reason_bars),
+            reasons=reasons,
             request_id=request_id,
         )
+
+    async def _charge(
+        self, request: Request, viewer: Viewer, template: str, **context: Any
+    ) -> Response | None:
+        """Charge the viewer's key one customer, as the API charges it: None, or `template`
+        saying the key's limit is spent, with the API's status and headers."""
+        backend = self._backend()
+        if backend.charge is None or viewer.key is None:
+            return None
+        refusal = await backend.charge(viewer.key, 1)
+        if refusal is None:
+            return None
+        response = self.page(
+            request, viewer, template, refusal.status, error=refusal.message, **context
+        )
+        response.headers.update({k.decode(): v.decode() for k, v in refusal.headers})
+        return response
 
     async def files_page(self, request: Request) -> Response:
         viewer = await self.guard(request, "score_file")
@@ -324,6 +344,9 @@ class Console:
                     columns=self._columns(),
                     error="Choose a CSV or Parquet file to score.",
                 )
+            refused = await self._charge(request, viewer, "files.html", columns=self._columns())
+            if refused is not None:
+                return refused
             saved = await run_in_threadpool(_save, file)
             filename = Path(file.filename).name
         backend = self._backend()
@@ -582,3 +605,12 @@ def _summary_charts(summary: dict[str, Any]) -> dict[str, Any]:
         "actions": _counts_chart("Recommended actions", summary.get("by_action", {})),
         "churn_rate": percent(summary.get("predicted_churn_rate")),
     }
+
+
+def _reason_bar(reason: Any) -> charts.Bar:
+    return charts.Bar(
+        f"{reason.feature} = {reason.value}",
+        reason.contribution,
+        f"{reason.contribution:+.2f} ({reason.direction})",
+        charts.RISE if reason.contribution > 0 else charts.FALL,
+    )

@@ -67,14 +67,17 @@ class RateLimit:
             await send_error(send, refusal.status, refusal.message, refusal.headers)
 
     async def charge(self, key: KeyRecord, cost: int) -> Refusal | None:
-        """None if `key` may spend `cost` customers now; else the 429 to answer with."""
-        verdict = await self.limiter.charge(
-            key.key_id, limits_of(key.rate, key.daily_customers), cost
-        )
-        if verdict.allowed:
-            return None
-        metrics.count_rate_limited(key.name)
-        return too_many(key.name, cost, verdict)
+        return await charge(self.limiter, key, cost)
+
+
+async def charge(limiter: Limiter, key: KeyRecord, cost: int) -> Refusal | None:
+    """None if `key` may spend `cost` customers now; else the 429 to answer with. Every door
+    that scores charges through this: the API here, the console in console/pages.py."""
+    verdict = await limiter.charge(key.key_id, limits_of(key.rate, key.daily_customers), cost)
+    if verdict.allowed:
+        return None
+    metrics.count_rate_limited(key.name)
+    return too_many(key.name, cost, verdict)
 
 
 def customers_in(body: bytes, max_cost: int) -> int:

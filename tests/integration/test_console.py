@@ -21,10 +21,19 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from loadtests.servers import wait_until_ready
-from tests.integration.conftest import BIN, ROOT, Champion, free_port, run_checked, stop
+from tests.integration.conftest import (
+    BIN,
+    REDIS_URL,
+    ROOT,
+    Champion,
+    free_port,
+    run_checked,
+    stop,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
 SCREENSHOTS = ROOT / "reports" / "ui"
+LIMITED_PER_MINUTE = 5
 CHROMIUM = os.environ.get("CHURN_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # What the probe of this machine found Chromium needs here: no sandbox as root, and no
 # background traffic to a network that is closed.
@@ -54,6 +63,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
         "CHURN_HISTORY_URL": f"sqlite:///{folder / 'history.db'}",
         "CHURN_HISTORY_FLUSH_SECONDS": "0.1",
         "CHURN_SCORED_FILES_DIR": str(folder / "scored"),
+        # Both workers count one limit, as in production.
+        "CHURN_RATE_LIMIT_STORAGE": REDIS_URL,
     }
     keys = {
         name: run_checked(
@@ -61,9 +72,14 @@ def console(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
              "--scopes", scopes],
             env,
         ).stdout.strip()
-        for name, scopes in (("retention-team", "predict,score_file,history"),
+        for name, scopes in (("retention-team", "predict,explain,score_file,history"),
                              ("scorer-only", "predict"))
     }  # fmt: skip
+    keys["limited"] = run_checked(
+        [str(BIN / "python"), "-m", "serving", "keys", "create", "--name", "limited",
+         "--scopes", "predict,explain", "--rate", f"{LIMITED_PER_MINUTE}/minute"],
+        env,
+    ).stdout.strip()  # fmt: skip
     log = (folder / "serve.log").open("wb")
     process = subprocess.Popen(
         [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -234,6 +250,42 @@ def test_today_and_monitoring_render_and_the_console_fits_a_phone(
     assert focused == "Skip to the content"
     phone.screenshot(path=str(SCREENSHOTS / "score-on-a-phone.png"), full_page=True)
     context.close()
+
+
+def test_the_score_page_charges_the_keys_limit_as_the_api_does(
+    page: Page, console: Console
+) -> None:
+    _sign_in(page, console, key="limited", path="/ui/score")
+    form = {
+        "csrf": page.locator("#main input[name=csrf]").get_attribute("value") or "",
+        **{name: str(value) for name, value in _form_customer(page).items()},
+    }
+    answers = [
+        page.request.post(console.url + "/ui/score", form=form)
+        for _ in range(4 * LIMITED_PER_MINUTE)
+    ]
+    statuses = [answer.status for answer in answers]
+    assert (
+        statuses.count(200) == LIMITED_PER_MINUTE and statuses.count(429) == 3 * LIMITED_PER_MINUTE
+    )
+    refused = next(answer for answer in answers if answer.status == 429)
+    assert "retry-after" in refused.headers and "limited" in refused.text()
+    api = httpx.post(
+        console.url + "/predict",
+        headers={"X-API-Key": console.keys["limited"]},
+        json={"customers": [_form_customer(page)]},
+        timeout=30,
+    )
+    assert api.status_code == 429  # one limit for both doors
+
+
+def test_the_reasons_need_the_explain_scope_on_the_page_too(page: Page, console: Console) -> None:
+    _sign_in(page, console, key="scorer-only", path="/ui/score")
+    page.get_by_label("tenure").fill("2")
+    page.get_by_role("button", name="Score").click()
+    expect(page.get_by_text("Recommended action")).to_be_visible()
+    expect(page.locator("svg[aria-label='Top reasons']")).to_have_count(0)
+    expect(page.get_by_text("need a key with the explain scope")).to_be_visible()
 
 
 def _form_customer(page: Page) -> dict[str, Any]:
