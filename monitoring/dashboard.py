@@ -19,6 +19,8 @@ from cli.runner import run
 DASHBOARD_FILE = Path(__file__).parent / "grafana" / "churn.json"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 PREDICT = 'endpoint="/predict"'
+# What the stream consumer's metrics (streaming/metrics.py) start with; the service has none.
+STREAM_METRIC = "churn_stream_"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 

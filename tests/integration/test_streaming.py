@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from monitoring.dashboard import STREAM_METRIC, queries
 from tests.integration.conftest import (
     BIN,
     KAFKA_BOOTSTRAP,
@@ -246,6 +248,10 @@ def test_every_event_is_recorded_once_published_and_bad_ones_dead_lettered_acros
             assert time.monotonic() < deadline, lags
             time.sleep(0.5)
         assert len(lags) == PARTITIONS and set(lags.values()) == {0.0}
+        exported = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        for query in (query for query in queries() if STREAM_METRIC in query):
+            for name in re.findall(r"churn_stream_\w+", query):
+                assert f"\n{name}{{" in exported, f"the dashboard's {query} has no {name}"
     finally:
         stop(second)
 
