@@ -1,7 +1,8 @@
 """ASGI middleware: charges each request to its API key's rate limit and daily quota, in
 customers, and answers a 429 with `Retry-After` and `RateLimit-*` headers when one is spent.
 
-A request to /predict or /explain costs the customers in its body; anything else costs one.
+A request to /predict or /explain costs the customers in its body (one of them charged before
+the body is read, so an invalid or abandoned body costs one too); anything else costs one.
 It runs inside serving/access/authenticate.py, which names the key, and inside the body limit,
 so the body it reads to count customers has already been held to its size. Paths in
 `charged_by_app` are not read here: the app behind counts the customers as it validates them and
@@ -50,8 +51,14 @@ class RateLimit:
             return
         costed = scope["path"] in COSTED_PATHS and scope["method"] == "POST"
         if costed and scope["path"] in self.charged_by_app:
-            scope[CHARGE] = partial(self.charge, key)
-            await self.app(scope, receive, send)
+            # One customer before the body is read, so a bad, slow or abandoned body costs one;
+            # the app charges the rest of a valid request's customers.
+            refusal = await self.charge(key, 1)
+            if refusal is None:
+                scope[CHARGE] = partial(self.charge_rest, key)
+                await self.app(scope, receive, send)
+            else:
+                await send_error(send, refusal.status, refusal.message, refusal.headers)
             return
         cost = 1
         if costed:
@@ -69,15 +76,24 @@ class RateLimit:
     async def charge(self, key: KeyRecord, cost: int) -> Refusal | None:
         return await charge(self.limiter, key, cost)
 
+    async def charge_rest(self, key: KeyRecord, customers: int) -> Refusal | None:
+        """A validated request's customers past the one charged before its body was read."""
+        if customers <= 1:
+            return None
+        return await charge(self.limiter, key, customers - 1, reported=customers)
 
-async def charge(limiter: Limiter, key: KeyRecord, cost: int) -> Refusal | None:
-    """None if `key` may spend `cost` customers now; else the 429 to answer with. Every door
-    that scores charges through this: the API here, the console in console/pages.py."""
+
+async def charge(
+    limiter: Limiter, key: KeyRecord, cost: int, reported: int | None = None
+) -> Refusal | None:
+    """None if `key` may spend `cost` customers now; else the 429 to answer with, naming
+    `reported` customers (the request's, when part was charged before). Every door that scores
+    charges through this: the API here, the console in console/pages.py."""
     verdict = await limiter.charge(key.key_id, limits_of(key.rate, key.daily_customers), cost)
     if verdict.allowed:
         return None
     metrics.count_rate_limited(key.name)
-    return too_many(key.name, cost, verdict)
+    return too_many(key.name, reported or cost, verdict)
 
 
 def customers_in(body: bytes, max_cost: int) -> int:

@@ -128,11 +128,35 @@ def test_the_fast_predict_path_charges_the_customers_it_validated_and_scores_non
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             return [
                 await client.post("/predict", content=content)
-                for content in (body(0, 6), b'{"customers": "bad"}', body(6, 5), body(11, 4))
+                for content in (body(0, 6), b'{"customers": "bad"}', body(6, 5), body(11, 2))
             ]
 
     responses = asyncio.run(post_all())
+    # 6, then 1 for the bad body, then 1 + 4 refused (the one charged before the body stays
+    # spent), then 2 of the 10.
     assert [response.status_code for response in responses] == [200, 400, 429, 200]
     assert responses[2].headers["ratelimit-limit"] == "10"
     assert int(responses[2].headers["retry-after"]) >= 1
-    assert scored == [str(n) for n in (*range(6), *range(11, 15))]
+    assert "5 customers" not in responses[2].text
+    assert scored == [str(n) for n in (*range(6), *range(11, 13))]
+
+
+def test_invalid_bodies_from_a_limited_key_are_charged_until_its_limit_is_spent() -> None:
+    class Customer(BaseModel):
+        customer_id: str
+
+    endpoint = PredictEndpoint(request_model(Customer, 1000, {}), 1000, 100)
+    endpoint.bind(lambda customers, clients, request_ids: [])
+    app = with_key(
+        RateLimit(FastPredict(echo, endpoint), Limiter(MemoryStorage(), 1), 1000,
+                  frozenset({"/predict"})),
+        KEY,
+    )  # fmt: skip
+    invalid = json.dumps({"customers": [{"tenure": 1}] * 1000}).encode()
+
+    async def post_all() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            return [(await client.post("/predict", content=invalid)).status_code for _ in range(30)]
+
+    assert asyncio.run(post_all()) == [400] * 10 + [429] * 20
