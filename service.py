@@ -195,6 +195,7 @@ class ChurnService:
             settings.max_batch_size,
             settings.max_in_flight_per_worker,
             partial(metrics.record_batch, "churn", method, max_batch_size=settings.max_batch_size),
+            body_timeout_s=settings.body_timeout_s,
             **options,
         )
         endpoint.bind(score)

@@ -35,6 +35,9 @@ class ServingSettings(RegistrySettings):
     # Requests one worker holds at once on the ASGI /predict path; more get an immediate 503,
     # because requests waiting on a saturated event loop are invisible to the latency budget.
     max_in_flight_per_worker: PositiveInt = 200
+    # A /predict or /explain body must arrive whole within this (else a 408); it counts as in
+    # flight only once it has, so slow senders cannot fill the places above.
+    body_timeout_s: PositiveFloat = 5
     # After this many /predict requests a keep-alive connection is closed and the client
     # reconnects, as nginx's `keepalive_requests` does (0: never). The workers share one socket,
     # so without it a connection stays for good with whichever worker accepted it.

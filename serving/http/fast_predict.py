@@ -11,6 +11,7 @@ same endpoints, and this answers them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -68,6 +69,10 @@ MAX_CONNECTIONS_TRACKED = 10_000
 # A client's own X-Request-ID is kept when it looks like this; otherwise one is made.
 CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 NOT_READY = "The model is still loading; retry after a short wait."
+BODY_TOO_SLOW = (
+    "The request body did not arrive within {seconds:g} s (CHURN_BODY_TIMEOUT_S); send it "
+    "whole, at once."
+)
 
 
 class PredictEndpoint:
@@ -83,11 +88,13 @@ class PredictEndpoint:
         unscorable: Callable[[Sequence[dict[str, Any]]], int | None] = (
             first_unscorable_prediction
         ),
+        body_timeout_s: float = 5.0,
     ) -> None:
         self.request_model = request_model
         self.max_latency_ms = max_latency_ms
         self.max_batch_size = max_batch_size
         self.max_in_flight = max_in_flight
+        self.body_timeout_s = body_timeout_s
         self.record_batch = record_batch
         self.unscorable = unscorable
         self.in_flight = 0
@@ -123,19 +130,27 @@ class PredictEndpoint:
         """The answer to one request; None when the client left mid-body. A valid request is
         charged its customers with `charge` (serving/access/rate_limit.py) before it is scored.
 
-        Past `max_in_flight` requests the answer is an immediate 503, before the body is read:
-        when the worker's event loop is the bottleneck, requests wait there, where the batcher's
-        latency budget cannot see them, and the number in flight is what bounds that wait.
+        The body must come whole within `body_timeout_s` (else a 408), and only then does the
+        request count as in flight, so clients that send their bodies slowly hold a connection
+        each, never a place of the requests being scored. Past `max_in_flight` requests the
+        answer is an immediate 503: when the worker's event loop is the bottleneck, requests
+        wait there, where the batcher's latency budget cannot see them, and the number in
+        flight is what bounds that wait.
         """
         if self._batched is None:
             return Answer(503, error_body(NOT_READY))
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await read_body(receive)
+        except TimeoutError:
+            message = BODY_TOO_SLOW.format(seconds=self.body_timeout_s)
+            return Answer(408, error_body(message))
+        if body is None:
+            return None
         if self.in_flight >= self.max_in_flight:
             return Answer(503, error_body(OVERLOADED))
         self.in_flight += 1
         try:
-            body = await read_body(receive)
-            if body is None:
-                return None
             return await self._answer(body, ClientRequest(client, [], request_id), charge)
         finally:
             self.in_flight -= 1
@@ -201,7 +216,8 @@ class FastPredict:
         headers.extend(extra_headers)
         if status == 503:
             headers.append((b"retry-after", b"%d" % RETRY_AFTER_SECONDS))
-        if self._last_on_connection(scope.get("client")):
+        # After a 408 the rest of the body may still be on its way: the connection goes.
+        if status == 408 or self._last_on_connection(scope.get("client")):
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from churn.explain import Reason
 from serving.http.errors import first_unscorable_explanation
@@ -249,3 +250,28 @@ def test_an_explanation_with_a_contribution_that_is_not_finite_gets_a_400() -> N
     assert fine.status_code == 200 and fine.json()[0]["reasons"][0]["feature"] == "tenure"
     assert overflowing.status_code == 400
     assert overflowing.json()["error"].startswith("customers.1: the model cannot score")
+
+
+def test_a_slow_body_gets_a_408_and_never_holds_a_place_in_flight() -> None:
+    endpoint = PredictEndpoint(PredictRequest, 1000, 500, max_in_flight=1, body_timeout_s=0.3)
+    endpoint.bind(Scorer())
+    body = json.dumps({"customers": [{"customerID": "1", "tenure": 1}]}).encode()
+
+    async def slow() -> Message:
+        await asyncio.sleep(60)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def at_once() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def both() -> tuple[list[Any], Any]:
+        stalled = [asyncio.create_task(endpoint.answer(slow)) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        normal = await endpoint.answer(at_once)
+        return [await task for task in stalled], normal
+
+    stalled, normal = asyncio.run(both())
+    assert normal is not None and normal.status == 200
+    assert {answer.status for answer in stalled} == {408}
+    assert b"did not arrive within 0.3 s" in stalled[0].body
+    assert endpoint.in_flight == 0
