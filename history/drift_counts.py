@@ -49,8 +49,11 @@ class DriftCounter:
     def with_version(
         self, spec: FeatureSpec, reference: ReferenceProfile, model_version: str
     ) -> DriftCounter:
+        """Counts for `model_version` from now on, and for the version served until now while
+        its last rows are still buffered; versions before that have no rows left to count."""
         counter = DriftCounter(spec, reference, model_version)
-        counter.profiles = {**self.profiles, model_version: (spec, reference)}
+        previous = next(reversed(self.profiles))
+        counter.profiles = {previous: self.profiles[previous], model_version: (spec, reference)}
         return counter
 
     def count(self, rows: Sequence[Row]) -> list[DriftCount]:

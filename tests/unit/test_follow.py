@@ -51,6 +51,17 @@ def test_after_a_swap_rows_of_both_versions_are_counted_against_their_own_refere
     assert by_version == {"1": 3, "2": 5}
 
 
+def test_a_counter_that_followed_many_swaps_keeps_only_the_last_two_versions() -> None:
+    table = pd.DataFrame({"tenure": np.linspace(0, 72, 500)})
+    spec = infer_spec(table)
+    scores = np.linspace(0, 1, 500)
+    reference = ReferenceProfile.fit(spec, table, Deciles.from_scores(scores), scores)
+    counter = DriftCounter(spec, reference, "1")
+    for version in ("2", "3", "4"):
+        counter = counter.with_version(spec, reference, version)
+    assert list(counter.profiles) == ["3", "4"]
+
+
 def test_a_push_wakes_the_follower_only_for_its_own_model(tmp_path: Path) -> None:
     settings = FollowSettings("churn", "champion", "sqlite://", 30, 0, None, 1, tmp_path)
     follower = Follower(settings, lambda: "1", [], object, {}, lambda loaded: None)  # type: ignore[arg-type]
