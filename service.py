@@ -32,6 +32,7 @@ from console.pages import Backend as ConsoleBackend
 from console.pages import Console
 from console.session import Sessions, console_secret
 from history.drift_counts import DriftCounter
+from history.reader import within_range
 from history.records import ScoredBatch
 from history.store import History
 from monitoring.drift import DriftReport
@@ -422,6 +423,9 @@ class ChurnService:
         Pass `next_before` back as `before` for the next, older page."""
         if self.history is None:
             return JSONResponse({"error": HISTORY_OFF}, 404)
+        if before is not None and not within_range(before):
+            error = f"before: {before.isoformat()} is outside the years 1 to 9999 in UTC."
+            return JSONResponse({"error": error}, 400)
         page = self.history.customer_history(customer_id, limit, before)
         return JSONResponse(
             {"customer_id": customer_id, "scores": page.scores, "next_before": page.next_before}
@@ -434,10 +438,14 @@ class ChurnService:
         if self.history is None:
             return JSONResponse({"error": HISTORY_OFF}, 404)
         last = until or datetime.now(UTC).date()
-        first = since or last - timedelta(days=30)
+        try:
+            first, end = since or last - timedelta(days=30), last + timedelta(days=1)
+        except OverflowError:
+            error = f"until: {last} is too near the ends of the calendar for the days it counts."
+            return JSONResponse({"error": error}, 400)
         if first > last:
             return JSONResponse({"error": f"since ({first}) is after until ({last})."}, 400)
-        days = self.history.summary(first, last + timedelta(days=1))
+        days = self.history.summary(first, end)
         return JSONResponse({"since": str(first), "until": str(last), "days": days})
 
     @http_routes.get("/model")

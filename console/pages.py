@@ -29,6 +29,8 @@ from console.file_jobs import FileJobs
 from console.formatting import FILTERS, percent
 from console.forms import form_fields, parse_customer
 from console.session import COOKIE_FLAGS, CSRF_COOKIE, SESSION_COOKIE, Sessions, new_nonce
+from history.reader import within_range
+from scoring.tables import PARQUET_SUFFIXES
 from serving.access import api_keys
 from serving.access.api_keys import Scope
 from serving.access.key_cache import KeyCache, KeyStoreUnavailableError
@@ -329,6 +331,10 @@ class Console:
         return [*([spec.id_column] if spec.id_column else []), *spec.names]
 
     async def upload(self, request: Request) -> Response:
+        # Who is asking, before a byte of the file is read: up to CHURN_MAX_FILE_BYTES.
+        signed_in = await self.guard(request, "score_file")
+        if isinstance(signed_in, Response):
+            return signed_in
         async with request.form() as data:
             form = {k: v for k, v in data.items() if isinstance(v, str)}
             viewer = await self.guard(request, "score_file", form)
@@ -348,7 +354,7 @@ class Console:
             if refused is not None:
                 return refused
             saved = await run_in_threadpool(_save, file)
-            filename = Path(file.filename).name
+            filename = upload_name(file.filename)
         backend = self._backend()
         record_as = (
             (str(backend.info["name"]), str(backend.info["version"])) if backend.history else None
@@ -554,8 +560,18 @@ async def _form(request: Request) -> dict[str, str]:
         return {key: value for key, value in data.items() if isinstance(value, str)}
 
 
+def upload_name(filename: str) -> str:
+    """The uploaded file's name as the pages show it and the download names it: no folders, no
+    control characters, a stem of at most 100 characters, and a .csv or Parquet suffix (.csv
+    for any other)."""
+    name = Path("".join(c for c in filename.replace("\\", "/") if c.isprintable())).name
+    suffix = Path(name).suffix.lower()
+    stem = Path(name).stem[:100] or "upload"
+    return stem + (suffix if suffix in {".csv", *PARQUET_SUFFIXES} else ".csv")
+
+
 def _save(file: UploadFile) -> Path:
-    suffix = Path(file.filename or "upload.csv").suffix or ".csv"
+    suffix = Path(upload_name(file.filename or "upload.csv")).suffix
     with tempfile.NamedTemporaryFile(delete=False, suffix=suffix) as out:
         while chunk := file.file.read(1 << 20):
             out.write(chunk)
@@ -571,9 +587,10 @@ def _local(target: str | None) -> str:
 
 def _parse_time(text: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
+    return moment if moment is not None and within_range(moment) else None
 
 
 def _counts_chart(title: str, counts: dict[str, int]) -> Any:

@@ -99,6 +99,18 @@ def summary(engine: sa.Engine, since: date, until: date) -> list[dict[str, Any]]
     ]
 
 
+def within_range(moment: datetime) -> bool:
+    """Whether `moment` (UTC when it names no zone) is a time the history can compare: one
+    whose UTC time falls in the years 1 to 9999."""
+    if moment.tzinfo is None:
+        return True
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 def _bound(engine: sa.Engine, moment: datetime) -> datetime | str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

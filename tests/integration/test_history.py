@@ -214,6 +214,10 @@ def test_bad_history_queries_get_a_400_naming_the_parameter(recording: Recording
         ("/customers/x/history?before=yesterday", "before"),
         ("/history/summary?since=soon", "since"),
         ("/history/summary?since=2026-02-02&until=2026-02-01", "since"),
+        ("/history/summary?until=9999-12-31", "until"),
+        ("/history/summary?until=0001-01-05", "until"),
+        ("/customers/x/history?before=0001-01-01T00:00:00%2B05:00", "before"),
+        ("/customers/x/history?before=9999-12-31T23:59:59-05:00", "before"),
     ):
         response = httpx.get(recording.url + path, timeout=10)
         assert response.status_code == 400, path

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from itsdangerous import URLSafeTimedSerializer
 from pydantic import BaseModel
 
@@ -12,7 +17,10 @@ from churn.features import FeatureSpec, infer_spec
 from console import session as session_module
 from console.formatting import conditions, moment, money, percent, thousands
 from console.forms import form_fields, parse_customer
+from console.pages import Console, upload_name
 from console.session import Sessions, console_secret
+from serving.access.key_cache import KeyCache
+from serving.access.key_store import KeyStore
 from serving.model.schema import customer_model
 from training.synth import synthesize
 
@@ -101,3 +109,46 @@ def test_a_rules_conditions_read_as_a_sentence() -> None:
         "tier is high or medium and PaymentMethod is Electronic check or Mailed check"
     )
     assert conditions({}) == "always"
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("customers.csv", "customers.csv"),
+        ("March.PARQUET", "March.parquet"),
+        ("C:\\exports\\base.pq", "base.pq"),
+        ("../../etc/passwd", "passwd.csv"),
+        ("nul\x00byte.csv", "nulbyte.csv"),
+        ("x." + "y" * 300, "x.csv"),
+        ("a" * 300 + ".csv", "a" * 100 + ".csv"),
+    ],
+)
+def test_an_uploaded_files_name_is_made_safe_to_show_and_save(sent: str, kept: str) -> None:
+    assert upload_name(sent) == kept
+
+
+def test_an_upload_without_a_session_is_turned_away_before_its_body_is_read(
+    tmp_path: Path,
+) -> None:
+    console = Console(
+        KeyCache(KeyStore(f"sqlite:///{tmp_path}/keys.db"), 10), b"pepper", Sessions(b"secret")
+    )
+    app = FastAPI()
+    app.include_router(console.router())
+    chunks_read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal chunks_read
+        for _ in range(64):
+            chunks_read += 1
+            yield b"x" * (1 << 20)
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            headers = {"content-type": "multipart/form-data; boundary=b"}
+            return await client.post("/ui/files", content=body(), headers=headers)
+
+    response = asyncio.run(post())
+    assert response.status_code == 303 and response.headers["location"].startswith("/ui/login")
+    assert chunks_read <= 1
