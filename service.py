@@ -300,7 +300,7 @@ class ChurnService:
         served = self.served_model.current
         reference = served.model.insight.reference
         assert self.history is not None and reference is not None
-        return recent_drift(self.history.engine, reference, served.version, SETTINGS.drift.window)
+        return recent_drift(self.history.engine, reference, served.version, SETTINGS.drift)
 
     def __is_ready__(self) -> bool:
         return can_score(self.served_model.current.model, API.customer, API.example)

@@ -36,17 +36,24 @@ class DriftReport:
         return data
 
 
-def feature_drift(bins: FeatureBins, counts: dict[int, int]) -> FeatureDrift:
+# Below this many rows in a window, PSI is noise (one customer gave 8.3): no value is claimed.
+MIN_ROWS = 500
+
+
+def feature_drift(
+    bins: FeatureBins, counts: dict[int, int], min_rows: int = MIN_ROWS
+) -> FeatureDrift:
     current = [counts.get(index, 0) for index in range(len(bins.labels))]
-    value = psi(bins.shares, current)
+    rows = sum(current)
+    value = psi(bins.shares, current) if rows >= min_rows else None
     return FeatureDrift(
         bins.feature,
         None if value is None else round(value, 6),
-        stability(value),
+        "too few rows" if 0 < rows < min_rows else stability(value),
         bins.labels,
         bins.shares,
         tuple(float(share) for share in shares(current)),
-        sum(current),
+        rows,
     )
 
 
@@ -56,9 +63,15 @@ def drift_report(
     model_version: str,
     since: datetime,
     until: datetime,
+    min_rows: int = MIN_ROWS,
 ) -> DriftReport:
-    """PSI of the prediction deciles and of each feature, most drifted feature first."""
-    features = [feature_drift(bins, counts.get(bins.feature, {})) for bins in reference.features]
+    """PSI of the prediction deciles and of each feature, most drifted feature first; none
+    for one with fewer than `min_rows` rows in the window."""
+    features = [
+        feature_drift(bins, counts.get(bins.feature, {}), min_rows) for bins in reference.features
+    ]
     features.sort(key=lambda drift: -1.0 if drift.psi is None else -drift.psi)
-    prediction = feature_drift(reference.prediction, counts.get(reference.prediction.feature, {}))
+    prediction = feature_drift(
+        reference.prediction, counts.get(reference.prediction.feature, {}), min_rows
+    )
     return DriftReport(model_version, since, until, prediction, tuple(features))

@@ -15,6 +15,7 @@ COLOURS = {
     "moderate": "#b7791f",
     "significant": "#c53030",
     "no data": "#52606d",
+    "too few rows": "#52606d",
 }
 
 

@@ -15,7 +15,7 @@ import numpy as np
 EPSILON = 1e-4
 MODERATE = 0.1
 SIGNIFICANT = 0.25
-Stability = Literal["stable", "moderate", "significant", "no data"]
+Stability = Literal["stable", "moderate", "significant", "no data", "too few rows"]
 
 
 def shares(counts: Sequence[float]) -> np.ndarray:

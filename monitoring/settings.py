@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, PositiveFloat, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*")
@@ -30,6 +30,9 @@ class DriftSettings(BaseSettings):
     window: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
     # One worker per replica recomputes drift this often and exports it to Prometheus.
     refresh_seconds: PositiveFloat = 60.0
+    # Fewer rows than this in the window (sampled rows, for a feature) give no PSI: "too few
+    # rows" on the pages, NaN on /metrics.
+    min_rows: PositiveInt = 500
 
     @field_validator("window", mode="before")
     @classmethod

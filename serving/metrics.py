@@ -5,6 +5,7 @@ Created through `bentoml.metrics` so they aggregate across workers.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections import Counter
 from collections.abc import Sequence
@@ -173,11 +174,11 @@ def _decile_counter(decile: int) -> Any:
 
 
 def record_drift(report: DriftReport) -> None:
+    """PSI per feature and of the predictions; NaN where the window has too few rows, which no
+    alert rule's threshold passes."""
     for drift in report.features:
-        if drift.psi is not None:
-            FEATURE_PSI.labels(feature=drift.feature).set(drift.psi)
-    if report.prediction.psi is not None:
-        PREDICTION_PSI.set(report.prediction.psi)
+        FEATURE_PSI.labels(feature=drift.feature).set(math.nan if drift.psi is None else drift.psi)
+    PREDICTION_PSI.set(math.nan if report.prediction.psi is None else report.prediction.psi)
     DRIFT_ROWS.labels(of="predictions").set(report.prediction.rows)
     DRIFT_ROWS.labels(of="features").set(max((d.rows for d in report.features), default=0))
 

@@ -67,9 +67,7 @@ class Monitor:
         if self.reference is None:
             return
         metrics.record_drift(
-            recent_drift(
-                self.history.engine, self.reference, self.model_version, self.drift.window, now
-            )
+            recent_drift(self.history.engine, self.reference, self.model_version, self.drift, now)
         )
 
     def _realised(self) -> None:

@@ -293,7 +293,7 @@ def drift(
     training split, as the service exports them to Prometheus."""
     from history.store import History
     from monitoring.drift_page import write_drift_report
-    from monitoring.settings import parse_duration
+    from monitoring.settings import DriftSettings, parse_duration
     from registry.client import champion, connect
     from training.drift import measure_drift, reference_of
 
@@ -312,7 +312,8 @@ def drift(
             raise UserError(f"No {settings.model_name}@{settings.model_alias}; give --version.")
         version = str(found.version)
     reference = reference_of(client, settings.model_name, version)
-    report = measure_drift(History.open(settings.history), reference, version, start, end)
+    history = History.open(settings.history)
+    report = measure_drift(history, reference, version, start, end, DriftSettings().min_rows)
     typer.echo(
         f"Drift of {settings.model_name} v{version}, "
         f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"

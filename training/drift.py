@@ -34,10 +34,15 @@ def reference_of(client: MlflowClient, model_name: str, version: str) -> Referen
 
 
 def measure_drift(
-    history: History, reference: ReferenceProfile, version: str, since: datetime, until: datetime
+    history: History,
+    reference: ReferenceProfile,
+    version: str,
+    since: datetime,
+    until: datetime,
+    min_rows: int,
 ) -> DriftReport:
     if since >= until:
         raise UserError(
             f"--since ({since.isoformat()}) is not before --until ({until.isoformat()})."
         )
-    return recorded_drift(history.engine, reference, version, since, until)
+    return recorded_drift(history.engine, reference, version, since, until, min_rows)

@@ -24,6 +24,7 @@ from monitoring.drift import drift_report
 from monitoring.psi import psi, stability
 from monitoring.recorded_drift import recent_drift
 from monitoring.settings import DriftSettings, parse_duration
+from serving import metrics
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,8 @@ def test_drift_is_summed_over_the_window_and_a_shifted_feature_is_significant(
     counts = drift_counts(engine, "3", now - timedelta(hours=24), now)
     assert sum(counts[PREDICTION].values()) == 1000
     report = drift_report(profile, counts, "3", now - timedelta(hours=24), now)
-    assert recent_drift(engine, profile, "3", timedelta(hours=24), now) == report
+    day = DriftSettings(window=timedelta(hours=24))
+    assert recent_drift(engine, profile, "3", day, now) == report
     assert report.prediction.psi == pytest.approx(0.0, abs=1e-3)
     assert all(d.stability == "stable" for d in report.features)
 
@@ -172,3 +174,22 @@ def test_the_drift_window_reads_as_a_duration(text: str, seconds: float) -> None
 def test_a_bad_drift_window_names_the_form_it_wants() -> None:
     with pytest.raises(ValueError, match="24h"):
         DriftSettings(window="a day")  # type: ignore[arg-type]
+
+
+def test_a_window_with_too_few_rows_claims_no_psi_and_exports_nan() -> None:
+    profile, _ = _profile()
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    one_customer = {PREDICTION: {0: 1}, "tenure": {9: 1}}
+    report = drift_report(profile, one_customer, "3", now - timedelta(hours=24), now)
+    assert report.prediction.psi is None and report.prediction.stability == "too few rows"
+    assert report.prediction.rows == 1
+    tenure = next(d for d in report.features if d.feature == "tenure")
+    assert tenure.psi is None and tenure.stability == "too few rows"
+    assert {d.stability for d in report.features if d.feature != "tenure"} == {"no data"}
+    enough = {PREDICTION: {0: 500}}
+    assert drift_report(profile, enough, "3", now, now).prediction.stability == "significant"
+    assert drift_report(profile, one_customer, "3", now, now, min_rows=1).prediction.psi > 0.25
+
+    metrics.record_drift(report)
+    (exported,) = [sample.value for m in metrics.PREDICTION_PSI.collect() for sample in m.samples]
+    assert math.isnan(exported)
