@@ -18,8 +18,10 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 
-from limits import RateLimitItem
+from limits import RateLimitItem, RateLimitItemPerDay
 from limits.aio.storage import Storage
 from limits.storage import storage_from_string
 
@@ -98,10 +100,10 @@ class Limiter:
             metrics.count_fail_open()
             return ALLOWED
         ask = max(cost - lease.tokens, math.ceil(limit.amount * LEASE_FRACTION))
-        key = limit.key_for(who)
+        key, expiry = window_of(who, limit, now)
         try:
             async with asyncio.timeout(self.timeout_s):
-                count = await self.storage.incr(key, limit.get_expiry(), amount=ask)
+                count = await self.storage.incr(key, expiry, amount=ask)
                 window_ends = await self.storage.get_expiry(key)
         except Exception as error:
             self._failed_until = now + FAIL_OPEN_S
@@ -121,5 +123,16 @@ class Limiter:
             return ALLOWED
         # `now` was read before the store's round trips, and a window never ends later than
         # its length from now.
-        lease.denied_until = min(window_ends, now + limit.get_expiry())
+        lease.denied_until = min(window_ends, now + expiry)
         return Verdict(False, limit, max(lease.denied_until - now, 0.0))
+
+
+def window_of(who: str, limit: RateLimitItem, now: float) -> tuple[str, int]:
+    """Where `who`'s count for `limit` is kept, and for how many seconds from `now`. A limit per
+    day counts the UTC day (a daily quota starts again at midnight UTC, as documented); every
+    other limit counts a window that starts with its first request."""
+    if isinstance(limit, RateLimitItemPerDay) and limit.multiples == 1:
+        day = datetime.fromtimestamp(now, UTC).date()
+        midnight = datetime.combine(day + timedelta(days=1), dt_time(), UTC).timestamp()
+        return f"{limit.key_for(who)}/{day.isoformat()}", max(math.ceil(midnight - now), 1)
+    return limit.key_for(who), limit.get_expiry()

@@ -4,13 +4,16 @@ when the storage does not answer."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import limits
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from serving.access.limiter import Limiter
+from serving.access.limiter import Limiter, window_of
 
 PER_MINUTE = limits.parse("100/minute")
 
@@ -73,6 +76,32 @@ def test_every_limit_must_pay_so_a_daily_quota_refuses_what_the_rate_would_allow
         return [(await limiter.charge("key", [PER_MINUTE, daily], 4)).allowed for _ in range(3)]
 
     assert asyncio.run(run()) == [True, True, False]
+
+
+def _seconds_to_utc_midnight(now: float) -> float:
+    day = datetime.fromtimestamp(now, UTC).date() + timedelta(days=1)
+    return datetime.combine(day, dt_time(), UTC).timestamp() - now
+
+
+def test_a_spent_daily_quota_starts_again_at_midnight_utc_not_a_day_after_first_use() -> None:
+    async def run() -> Any:
+        limiter = Limiter(MemoryStorage(), timeout_s=1)
+        daily = limits.RateLimitItemPerDay(10)
+        assert (await limiter.charge("key", [daily], 10)).allowed
+        return await limiter.charge("key", [daily], 1)
+
+    refused = asyncio.run(run())
+    assert not refused.allowed
+    assert abs(refused.retry_after_s - _seconds_to_utc_midnight(time.time())) < 5
+
+
+def test_a_daily_window_is_the_utc_day_and_other_windows_start_with_their_first_request() -> None:
+    noon = datetime(2026, 12, 6, 12, tzinfo=UTC).timestamp()
+    key, seconds = window_of("abc", limits.RateLimitItemPerDay(10), noon)
+    assert key.endswith("/2026-12-06") and seconds == 12 * 3600
+    key, seconds = window_of("abc", limits.RateLimitItemPerDay(10), noon + 12 * 3600)
+    assert key.endswith("/2026-12-07") and seconds == 24 * 3600
+    assert window_of("abc", PER_MINUTE, noon) == (PER_MINUTE.key_for("abc"), 60)
 
 
 def test_different_keys_are_counted_apart() -> None:
