@@ -415,7 +415,11 @@ class Console:
         media = {".csv": "text/csv", ".json": "application/json"}.get(path.suffix, "text/html")
         return FileResponse(path, media_type=media, filename=download)
 
-    async def customer(self, request: Request, id: str = "", before: str = "") -> Response:
+    async def customer(
+        self, request: Request, id: str = "", before: str = "", stored: str = ""
+    ) -> Response:
+        """One customer's scores; `stored=1` when `id` is the history's own (a digest, with
+        hashed ids), as the Today page links it."""
         viewer = await self.guard(request, "history")
         if isinstance(viewer, Response):
             return viewer
@@ -432,7 +436,7 @@ class Console:
             )
         older = _parse_time(before)
         page = await run_in_threadpool(
-            backend.history.customer_history, id.strip(), HISTORY_POINTS, older
+            backend.history.customer_history, id.strip(), HISTORY_POINTS, older, stored == "1"
         )
         points = [
             (s["scored_at"][:16].replace("T", " "), s["churn_probability"], s["risk_tier"])
@@ -446,6 +450,7 @@ class Console:
             viewer,
             "customer.html",
             customer_id=id.strip(),
+            stored=stored == "1",
             scores=rows,
             chart=chart,
             shown=len(page.scores),

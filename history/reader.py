@@ -56,9 +56,13 @@ def customer_history(
     customer_id: str,
     limit: int = 50,
     before: datetime | None = None,
+    stored: bool = False,
 ) -> HistoryPage:
-    """A customer's scores, newest first: `limit` of them, older than `before` if given."""
-    params: dict[str, Any] = {"customer_id": ids.stored(customer_id), "limit": limit + 1}
+    """A customer's scores, newest first: `limit` of them, older than `before` if given.
+    `stored`: `customer_id` is already the id as the history stores it (a digest, with hashed
+    ids), as the history's own pages link to it."""
+    as_stored = customer_id if stored else ids.stored(customer_id)
+    params: dict[str, Any] = {"customer_id": as_stored, "limit": limit + 1}
     if before is not None:
         params["before"] = _bound(engine, before)
     sql = CUSTOMER_HISTORY.format(before="" if before is None else "AND scored_at < :before")

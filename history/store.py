@@ -62,9 +62,13 @@ class History:
         )
 
     def customer_history(
-        self, customer_id: str, limit: int = 50, before: datetime | None = None
+        self,
+        customer_id: str,
+        limit: int = 50,
+        before: datetime | None = None,
+        stored: bool = False,
     ) -> reader.HistoryPage:
-        return reader.customer_history(self.engine, self.ids, customer_id, limit, before)
+        return reader.customer_history(self.engine, self.ids, customer_id, limit, before, stored)
 
     def summary(self, since: date, until: date) -> list[dict[str, object]]:
         return reader.summary(self.engine, since, until)

@@ -111,6 +111,20 @@ def test_hashed_ids_are_looked_up_by_the_raw_id_which_is_never_stored(tmp_path: 
     assert b"7590-VHVEG" not in (tmp_path / "history.db").read_bytes()
 
 
+def test_a_stored_digest_as_the_today_page_links_it_finds_the_customer(tmp_path: Path) -> None:
+    history = _history(tmp_path, hash_ids=True, id_salt=SecretStr("s3cret"))
+    now = datetime.now(UTC)
+    _record(history, now - timedelta(hours=2), {"7590-VHVEG": 0.2})
+    _record(history, now - timedelta(hours=1), {"7590-VHVEG": 0.9})
+    [mover] = history.newly_high(now - timedelta(hours=3), now - timedelta(days=7))
+    digest = str(mover["customer_id"])
+    assert digest != "7590-VHVEG"
+    assert len(history.customer_history(digest, stored=True).scores) == 2
+    assert history.customer_history(digest).scores == []  # a raw id is hashed once more
+    template = (Path(__file__).parents[2] / "console" / "templates" / "today.html").read_text()
+    assert "/ui/customers?id={{ m.customer_id | urlencode }}&amp;stored=1" in template
+
+
 def test_hashing_without_a_salt_is_refused_naming_the_variable() -> None:
     with pytest.raises(ValueError, match="CHURN_HISTORY_ID_SALT"):
         HistorySettings(hash_ids=True)
