@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -291,9 +290,10 @@ class ChurnService:
         )
 
     def _forget_files(self, old: Served, new: Served) -> None:
-        """A followed version's downloaded files go once it is no longer served."""
+        """A followed version's downloaded files go once it is no longer served and no file
+        task still scores with it."""
         if old.model_dir != API.model_dir:
-            shutil.rmtree(old.model_dir.parent, ignore_errors=True)
+            self.file_tasks.delete_when_unused(old.model_dir)
 
     def _drift_now(self) -> DriftReport:
         """The served version's drift over the drift window, as the monitor exports it."""

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class FileTasks:
         self.limit = limit
         self._running = 0
         self._lock = threading.Lock()
+        # Model folders that tasks are scoring with, and those to delete once none is.
+        self._using: Counter[Path] = Counter()
+        self._unwanted: set[Path] = set()
 
     @property
     def busy(self) -> bool:
@@ -64,11 +68,27 @@ class FileTasks:
             if self.busy:
                 raise FileTaskError(TOO_MANY)
             self._running += 1
+            self._using[model_dir] += 1
         try:
             return self._score(upload, model_dir, record_as)
         finally:
             with self._lock:
                 self._running -= 1
+                self._using[model_dir] -= 1
+                done_with = not self._using[model_dir] and model_dir in self._unwanted
+                if done_with:
+                    self._unwanted.discard(model_dir)
+            if done_with:
+                shutil.rmtree(model_dir.parent, ignore_errors=True)
+
+    def delete_when_unused(self, model_dir: Path) -> None:
+        """Delete the folder holding `model_dir` (a version follow mode downloaded) now, or,
+        if a task is scoring a file with it, once the last such task ends."""
+        with self._lock:
+            if self._using[model_dir]:
+                self._unwanted.add(model_dir)
+                return
+        shutil.rmtree(model_dir.parent, ignore_errors=True)
 
     def _score(
         self, upload: Path, model_dir: Path, record_as: tuple[str, str] | None

@@ -16,6 +16,7 @@ from serving.http.file_tasks import (
     FileTaskError,
     FileTaskLimit,
     FileTasks,
+    ScoredFile,
 )
 from tests.unit.test_fast_predict import other_routes
 
@@ -97,3 +98,37 @@ def test_a_worker_scores_at_most_its_limit_at_once_and_says_so(tmp_path: Path) -
 )
 def test_only_result_files_can_be_fetched(tmp_path: Path, result_id: str, name: str) -> None:
     assert _tasks(tmp_path).path_of(result_id, name) is None
+
+
+def test_a_swapped_out_versions_files_outlive_the_file_task_scoring_with_them(
+    tmp_path: Path,
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    seen_while_scoring: list[bool] = []
+
+    class SlowTasks(FileTasks):
+        def _score(
+            self, upload: Path, model_dir: Path, record_as: tuple[str, str] | None
+        ) -> ScoredFile:
+            started.set()
+            release.wait(10)
+            seen_while_scoring.append((model_dir / "MLmodel").exists())
+            return ScoredFile("done", tmp_path)
+
+    tasks = SlowTasks(tmp_path / "results", 2, 60, 3600)
+    old = tmp_path / "v1-abc" / "model"
+    old.mkdir(parents=True)
+    (old / "MLmodel").write_text("a model")
+    task = threading.Thread(target=tasks.score, args=(tmp_path / "upload.csv", old))
+    task.start()
+    assert started.wait(5)
+    tasks.delete_when_unused(old)  # the swap happens while the file is scored
+    assert old.exists()
+    release.set()
+    task.join(5)
+    assert seen_while_scoring == [True] and not old.parent.exists()
+
+    unused = tmp_path / "v2-def" / "model"
+    unused.mkdir(parents=True)
+    tasks.delete_when_unused(unused)
+    assert not unused.parent.exists()
