@@ -94,6 +94,9 @@ class HistoryWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(deadline_seconds)
+            if self._thread.is_alive():
+                self._leave_to_stuck_thread(deadline_seconds)
+                return
         deadline = time.monotonic() + deadline_seconds
         while self.buffered_rows and time.monotonic() < deadline:
             if not self._write_some():
@@ -102,6 +105,19 @@ class HistoryWriter:
         if left:
             log.error("History: %d rows could not be written before shutdown and were lost", left)
         self.sink.close()
+
+    def _leave_to_stuck_thread(self, waited: float) -> None:
+        """The thread is stuck in a write. Writing its batch from here as well would store it
+        twice, on the connection the thread is using, so that batch is left to it; the rows it
+        has not taken are dropped and counted."""
+        with self._lock:
+            left = self._pending_rows
+            self._pending.clear()
+            self._pending_rows = 0
+        if left:
+            self.events.dropped(left)
+        log.error("History: a write was still running %.0f s into shutdown; it is left to finish "
+                  "on its own, and %d rows not yet taken were lost", waited, left)  # fmt: skip
 
     def flush(self) -> bool:
         """Write everything buffered now; False if the sink failed."""

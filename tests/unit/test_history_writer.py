@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -141,6 +142,31 @@ def test_close_writes_what_is_buffered_and_counts_what_it_cannot() -> None:
     writer.record(_batch(0, 30))
     writer.close(deadline_seconds=0.5)
     assert counts.dropped == 30 and writer.buffered_rows == 0
+
+
+def test_a_write_stuck_past_the_deadline_is_not_written_a_second_time_at_close() -> None:
+    class StuckSink(Sink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writing, self.release = threading.Event(), threading.Event()
+
+        def write(self, rows: Sequence[Row], counts: Sequence[DriftCount] = ()) -> None:
+            self.writing.set()
+            self.release.wait(10)
+            super().write(rows, counts)
+
+    sink, counts = StuckSink(), Counts()
+    writer = HistoryWriter(sink, flush_seconds=0.01, events=counts.events())
+    writer.start()
+    writer.record(_batch(0, 30))
+    assert sink.writing.wait(5)
+    writer.record(_batch(30, 10))
+    writer.close(deadline_seconds=0.3)
+    sink.release.set()
+    assert writer._thread is not None
+    writer._thread.join(5)
+    assert [row[COLUMNS.index("customer_id")] for row in sink.rows] == [f"c{n}" for n in range(30)]
+    assert counts.dropped == 10 and counts.written == 30
 
 
 class Deciles:
