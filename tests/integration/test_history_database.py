@@ -7,8 +7,11 @@ import sys
 import uuid
 
 import psycopg
+import pytest
 
 from tests.integration.conftest import POSTGRES_ADMIN_URL, run_checked
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 def _create(url: str, *flags: str) -> str:
