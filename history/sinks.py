@@ -13,7 +13,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
-from history.database import is_postgres
+from history.database import CONNECT_TIMEOUT_S, is_postgres
 from history.drift_counts import DriftCount
 from history.records import COLUMNS, Row
 from history.schema import create_partitions
@@ -23,6 +23,9 @@ COPY_TYPES = (
     "timestamptz", "text", "text", "text", "text", "text", "text",
     "float8", "bool", "text", "int2", "text", "text", "float8", "float8", "jsonb", "jsonb",
 )  # fmt: skip
+# A batch is written in well under a second; one that takes this long is a database that hangs,
+# and the writer retries it with back-off while new rows wait in its buffer.
+WRITE_TIMEOUT_S = 60
 # The writer shares a worker's GIL with its event loop: it lets go this often, so a request
 # never waits behind a whole batch being written.
 ROWS_PER_GIL_HOLD = 200
@@ -124,7 +127,11 @@ class PostgresSink:
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._connection is None:
-            self._connection = psycopg.connect(self.conninfo, connect_timeout=5)
+            self._connection = psycopg.connect(
+                self.conninfo,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                options=f"-c statement_timeout={WRITE_TIMEOUT_S * 1000}",
+            )
             self._days_made.clear()
         return self._connection
 

@@ -62,9 +62,14 @@ def check_rate(rate: str) -> str:
     return rate
 
 
+# The key table is small: a read that takes longer is a database in trouble, and the service's
+# key cache keeps serving the copy it last read.
+STATEMENT_TIMEOUT_S = 5
+
+
 class KeyStore:
     def __init__(self, url: str) -> None:
-        self.engine = engine_for(url)
+        self.engine = engine_for(url, STATEMENT_TIMEOUT_S)
         self.url = self.engine.url
         self._created = False
 
