@@ -50,6 +50,7 @@ requirements: install ## Re-compile requirements/*.txt from requirements/*.in
 	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-header requirements.in -o requirements.txt
 	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-header bootstrap.in -o bootstrap.txt
 	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-header serving.in -c requirements.txt -o serving.txt
+	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-header spark.in -c requirements.txt -o spark.txt
 
 $(DEMO_DATA): | $(STAMP)
 	$(PY) -m training synth --rows $(DEMO_ROWS) --seed $(SEED) --out $@

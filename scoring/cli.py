@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional, cast
@@ -116,4 +117,10 @@ def _recorder(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["spark"]:
+        from scoring.spark.cli import app as spark_app
+
+        sys.argv.pop(1)
+        run(spark_app)
+        return
     run(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from churn.errors import UserError
 from history.records import ScoredBatch, Source, rows_of
-from history.sinks import sink_for
+from history.sinks import OffsetMovedError, StreamOffset, sink_for
 from history.store import History
 from registry.client import champion, connect
 from registry.settings import RegistrySettings
@@ -49,6 +50,7 @@ class FileRecorder:
         model_version: str,
         features: list[str],
         id_column: str | None,
+        request_id: str | None = None,
     ) -> None:
         self.history = history
         self.sink = sink_for(history.engine)
@@ -57,12 +59,15 @@ class FileRecorder:
         self.model_version = model_version
         self.features = features
         self.id_column = id_column
+        self.request_id = request_id
         self.recorded = 0
         self._random = np.random.default_rng()
 
-    def __call__(self, scored: pd.DataFrame) -> None:
+    def __call__(self, scored: pd.DataFrame, offsets: Sequence[StreamOffset] = ()) -> None:
+        """Record the good rows of `scored`, moving `offsets` in the same transaction; a chunk
+        whose offsets moved already (OffsetMovedError) was recorded before."""
         good = scored[scored["error"].isna()]
-        if good.empty:
+        if good.empty and not offsets:
             return
         columns = good[list(PREDICTION_KEYS)].astype(object)
         predictions = [dict(zip(PREDICTION_KEYS, values, strict=True)) for values in columns.values]
@@ -90,13 +95,16 @@ class FileRecorder:
             self.model_name,
             predictions,
             inputs,
+            request_ids=[self.request_id] * len(good) if self.request_id else None,
             reasons=reasons,
             customer_values=values,
         )
         # The inputs were sampled above; keep each one given.
         rows = rows_of(batch, self.history.ids, feature_sample=1.0)
         try:
-            self.sink.write(rows)
+            self.sink.write(rows, offsets=offsets)
+        except OffsetMovedError:
+            raise
         except Exception as error:
             raise UserError(
                 f"Recording to the prediction history (CHURN_HISTORY_URL) failed after "

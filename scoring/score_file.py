@@ -145,7 +145,7 @@ class _Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(_parquet_ready(chunk), preserve_index=False)
+            table = pa.Table.from_pandas(typed_predictions(chunk), preserve_index=False)
             if self._parquet_writer is None:
                 self._parquet_writer = pq.ParquetWriter(self.out, table.schema)
             self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
@@ -158,7 +158,8 @@ class _Writer:
             self._parquet_writer.close()
 
 
-def _parquet_ready(chunk: pd.DataFrame) -> pd.DataFrame:
+def typed_predictions(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The prediction columns in the types Parquet and Spark store (numbers, booleans, text)."""
     typed = chunk.copy()
     for column, dtype in (
         ("churn_probability", float), ("decile", float), ("segment_id", float),
