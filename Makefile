@@ -153,6 +153,11 @@ bench-stream: $(DEMO_DATA) services ## Stream consumer: events/s draining a back
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
 	$(PRODUCTION_STORES) $(PY) -m loadtests.stream_bench --data $(DEMO_DATA) $(BENCH_ARGS)
 
+.PHONY: bench-spark
+bench-spark: $(DEMO_DATA) ## Spark local[1] and local[2] against python -m scoring on ROWS (10,000,000) Parquet rows: rows/s, peak memory
+	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
+	$(PRODUCTION_STORES) $(PY) -m loadtests.spark_bench --data $(DEMO_DATA) --rows $(or $(ROWS),10000000) $(BENCH_ARGS)
+
 .PHONY: bench-auth
 bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-process (STORAGE=redis://... to count in Redis)
 	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"

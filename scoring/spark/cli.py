@@ -30,6 +30,9 @@ def spark(
         Optional[list[str]], typer.Option(help="An input column to partition the output by.")
     ] = None,
     reasons: Annotated[bool, typer.Option(help="Add each customer's top 3 reasons.")] = False,
+    keep_inputs: Annotated[
+        bool, typer.Option(help="Keep every input column (default: the id and partitions).")
+    ] = False,
     record: Annotated[
         bool, typer.Option(help="Record every scored row in the prediction history.")
     ] = False,
@@ -56,6 +59,7 @@ def spark(
         input_format=input_format,  # type: ignore[arg-type]
         partition_by=tuple(partition_by or ()),
         reasons=reasons,
+        keep_inputs=keep_inputs,
         overwrite=overwrite,
     )
     if job_id:

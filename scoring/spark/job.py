@@ -56,6 +56,7 @@ class JobOptions:
     input_format: InputFormat = "auto"
     partition_by: tuple[str, ...] = ()
     reasons: bool = False
+    keep_inputs: bool = False
     job_id: str = field(
         default_factory=lambda: f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     )
@@ -86,8 +87,9 @@ def run_job(
     files = HadoopFiles(spark)
     output = Output.beside(files, options.out, options.job_id, options.overwrite)
     customers = _read(spark, options.data, options.input_format)
+    _check(customers, options, model)
     plan = _plan(spark, model, customers, options, history)
-    _check(customers, options, model, plan)
+    customers = customers.select(*_read_columns(customers, options, model))
     ship_code(spark, folder, options.job_id)
     spark.sparkContext.addArchive(str(model.path))
     log.info(
@@ -138,7 +140,10 @@ def _plan(
     options: JobOptions,
     history: HistorySettings | None,
 ) -> TaskPlan:
-    inputs = [name for name in customers.columns if name not in PREDICTION_TYPES]
+    if options.keep_inputs:
+        inputs = [name for name in customers.columns if name not in PREDICTION_TYPES]
+    else:
+        inputs = _identity_columns(customers, options, model)
     return TaskPlan(
         archive=model.path.name,
         model_name=model.name,
@@ -150,14 +155,28 @@ def _plan(
     )
 
 
-def _check(customers: DataFrame, options: JobOptions, model: ModelArchive, plan: TaskPlan) -> None:
+def _identity_columns(customers: DataFrame, options: JobOptions, model: ModelArchive) -> list[str]:
+    """What the output keeps of the input by default: the id and the partition columns."""
+    kept = [model.id_column] if model.id_column in customers.columns else []
+    return [*kept, *(name for name in options.partition_by if name not in kept)]
+
+
+def _read_columns(customers: DataFrame, options: JobOptions, model: ModelArchive) -> list[str]:
+    """The input columns a task needs: Spark reads (and moves to Python) nothing else."""
+    if options.keep_inputs:
+        return customers.columns
+    wanted = {*model.features, *_identity_columns(customers, options, model)}
+    return [name for name in customers.columns if name in wanted]
+
+
+def _check(customers: DataFrame, options: JobOptions, model: ModelArchive) -> None:
     missing = [name for name in model.features if name not in customers.columns]
     if missing:
         raise UserError(
             f"{options.data} lacks the feature columns {', '.join(missing)}; "
             f"it has {', '.join(customers.columns)}."
         )
-    unknown = [name for name in options.partition_by if name not in plan.columns]
+    unknown = [name for name in options.partition_by if name not in customers.columns]
     if unknown:
         raise UserError(f"--partition-by {', '.join(unknown)}: no such input column.")
     if customers.isEmpty():

@@ -16,6 +16,7 @@ class ModelArchive:
     version: str
     path: Path  # a .zip of the model's folder (MLmodel at its root)
     features: tuple[str, ...]  # the columns it needs
+    id_column: str | None
 
 
 def pack_model(uri: str, settings: RegistrySettings, folder: Path, job_id: str) -> ModelArchive:
@@ -45,4 +46,4 @@ def pack_model(uri: str, settings: RegistrySettings, folder: Path, job_id: str) 
     spec = mlflow.pyfunc.load_model(downloaded).unwrap_python_model().spec
     archive = shutil.make_archive(str(local), "zip", root_dir=downloaded)
     shutil.rmtree(local)
-    return ModelArchive(name, version, Path(archive), tuple(spec.names))
+    return ModelArchive(name, version, Path(archive), tuple(spec.names), spec.id_column)

@@ -90,7 +90,13 @@ def test_a_job_gives_the_decisions_of_the_in_process_scorer(
 
     out = tmp_path / "scored"
     result = run_job(
-        JobOptions(str(customers_file), str(out), partition_by=("Contract",), reasons=True),
+        JobOptions(
+            str(customers_file),
+            str(out),
+            partition_by=("Contract",),
+            reasons=True,
+            keep_inputs=True,
+        ),
         registry,
     )
 
@@ -259,7 +265,11 @@ def test_parquet_in_partitioned_parquet_out_from_the_command_line(
     ]  # fmt: skip
     scored = pd.read_parquet(out)
     assert len(scored) == 2_000
-    assert scored["tenure"].dtype == table["tenure"].dtype  # typed columns stay typed
+    # By default the output keeps of the input only the id and the partition columns.
+    assert list(scored.columns) == [
+        "customerID", *PREDICTION_COLUMNS, "model_name", "model_version", "region",
+    ]  # fmt: skip
+    assert sorted(scored["customerID"]) == sorted(table["customerID"])
 
     monkeypatch.setattr(sys, "argv", command)  # --out exists now
     with pytest.raises(SystemExit) as exit_code:
