@@ -109,6 +109,15 @@ champion: $(DEMO_DATA) ## Make sure a champion is in the BentoML store (trains t
 stream: install ## Score customer records from Kafka into the history (python -m streaming; docs/streaming.md)
 	$(PY) -m streaming
 
+# The nightly run of the whole base (docs/batch.md): SCORE_DATA in, SCORE_OUT/date=<today> out,
+# recorded under the job id nightly-<today>, so a rerun records nothing twice.
+SCORE_DAY ?= $(shell date -u +%F)
+.PHONY: score-spark
+score-spark: install ## Score SCORE_DATA on Spark (SPARK_MASTER, default local[*]) into SCORE_OUT/date=<today>, recorded
+	@test -n "$(SCORE_DATA)" -a -n "$(SCORE_OUT)" || { echo "error: set SCORE_DATA and SCORE_OUT" >&2; exit 2; }
+	$(PY) -m scoring spark --data "$(SCORE_DATA)" --out "$(SCORE_OUT)/date=$(SCORE_DAY)" \
+	  $(if $(SPARK_MASTER),--master "$(SPARK_MASTER)") --record --job-id "nightly-$(SCORE_DAY)" --overwrite
+
 .PHONY: loadtest
 loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a service it starts; fails below the goals
 	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = {
@@ -124,3 +125,32 @@ def test_access_control_never_imports_an_endpoint(path: Path) -> None:
         elif isinstance(node, ast.Import):
             imported |= {alias.name for alias in node.names}
     assert not imported & ENDPOINTS, f"{path.name} imports {sorted(imported & ENDPOINTS)}"
+
+
+def test_spark_stays_out_of_the_service_and_its_image() -> None:
+    """PySpark is for `python -m scoring spark`; the service, the console and the stream
+    consumer never import it, and neither the bento nor its requirements carry it."""
+    served = [ROOT / "service.py"]
+    for part in ("serving", "console", "streaming", "monitoring", "history", "churn"):
+        served += sorted((ROOT / part).rglob("*.py"))
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in served
+        if "pyspark" in {name.split(".")[0] for name in _imported_modules(path)}
+    ]
+    assert not importing
+    assert "\npyspark==" not in (ROOT / "requirements" / "serving.txt").read_text()
+    assert "\npyspark==" in (ROOT / "requirements" / "spark.txt").read_text()
+    includes = yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]
+    spark_job = PurePosixPath("scoring/spark/job.py")
+    assert not [pattern for pattern in includes if spark_job.match(pattern)]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found
