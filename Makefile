@@ -118,6 +118,11 @@ score-spark: install ## Score SCORE_DATA on Spark (SPARK_MASTER, default local[*
 	$(PY) -m scoring spark --data "$(SCORE_DATA)" --out "$(SCORE_OUT)/date=$(SCORE_DAY)" \
 	  $(if $(SPARK_MASTER),--master "$(SPARK_MASTER)") --record --job-id "nightly-$(SCORE_DAY)" --overwrite
 
+.PHONY: spark-package
+spark-package: install ## The code a Spark cluster runs, as reports/churn-project.zip for spark-submit --py-files (docs/batch.md)
+	@mkdir -p $(REPORTS)
+	$(PY) -c 'from pathlib import Path; from scoring.spark.session import project_zip; print(project_zip(Path("."), Path("$(REPORTS)/churn-project.zip")))'
+
 .PHONY: loadtest
 loadtest: $(DEMO_DATA) ## Locust at 500 req/s for 60 s against HOST=..., or a service it starts; fails below the goals
 	@if [ -z "$(HOST)" ]; then $(MAKE) --no-print-directory champion; fi

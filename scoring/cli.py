@@ -118,7 +118,7 @@ def _recorder(
 
 def main() -> None:
     if sys.argv[1:2] == ["spark"]:
-        from scoring.spark.cli import app as spark_app
+        from scoring.spark.command import app as spark_app
 
         sys.argv.pop(1)
         run(spark_app)

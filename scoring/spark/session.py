@@ -14,7 +14,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 # What a task imports: the scoring paths, the runtime, and the history's writer for --record.
-SHIPPED_PACKAGES = ("churn", "scoring", "history", "registry")
+SHIPPED_PACKAGES = ("churn", "scoring", "history", "registry", "cli")
 # Rows per Arrow batch handed to a task's scorer, as `python -m scoring` reads its chunks.
 BATCH_ROWS = 50_000
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
@@ -58,10 +58,14 @@ def ship_code(spark: SparkSession, folder: Path, job_id: str) -> None:
     root = Path(churn.__file__).resolve().parent.parent
     if not root.is_dir():  # imported from a zip that spark-submit already sends
         return
-    archive = folder / f"churn-project-{job_id}.zip"
+    spark.sparkContext.addPyFile(str(project_zip(root, folder / f"churn-project-{job_id}.zip")))
+
+
+def project_zip(root: Path, archive: Path) -> Path:
+    """The packages a Spark job runs, zipped for `addPyFile` or `spark-submit --py-files`."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
         for package in SHIPPED_PACKAGES:
             for file in sorted((root / package).rglob("*")):
                 if file.is_file() and "__pycache__" not in file.parts:
                     packed.write(file, file.relative_to(root))
-    spark.sparkContext.addPyFile(str(archive))
+    return archive

@@ -2,7 +2,7 @@
 --data ... --out ...` takes the options of `python -m scoring spark`."""
 
 from cli.runner import run
-from scoring.spark.cli import app
+from scoring.spark.command import app
 
 if __name__ == "__main__":
     run(app)
