@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.types import ASGIApp
 
 from churn.errors import UserError
+from churn.explain import Reason
 from churn.model import ChurnModel
 from console.file_jobs import FileJobs
 from console.pages import Backend as ConsoleBackend
@@ -252,10 +253,7 @@ class ChurnService:
                 spec=served.model.spec,
                 reference=reference,
                 customer_model=API.customer,
-                predict=self.predictions,
-                explain=lambda customers: served.model.explain_with_probability(
-                    customer_columns(customers)
-                ),
+                score=self._score_with_reasons,
                 history=self.history,
                 jobs=FileJobs(
                     self.file_tasks.folder / "console", self.file_tasks, served.model_dir
@@ -265,6 +263,16 @@ class ChurnService:
                 charge=partial(charge, self.access.limiter) if self.access else None,
             )
         )
+
+    def _score_with_reasons(
+        self, customers: list[Any], clients: list[str], request_ids: list[str], reasons: bool
+    ) -> tuple[list[dict[str, Any]], list[list[Reason]] | None]:
+        """The console's answers and their reasons, from the same version even across a swap."""
+        served = self.served_model.current
+        answers = self.predictions(customers, clients, request_ids, served)
+        if not reasons:
+            return answers, None
+        return answers, served.model.explain_with_probability(customer_columns(customers))[1]
 
     def _swap(self, loaded: LoadedVersion) -> None:
         """Serve the version follow mode loaded, from the next batch on."""
@@ -331,11 +339,12 @@ class ChurnService:
         customers: list[Any],
         clients: list[str] | None = None,
         request_ids: list[str] | None = None,
+        served: Served | None = None,
     ) -> list[dict[str, Any]]:
         """What /predict answers (serving/http/fast_predict.py batches the requests), recorded
         in the history; `clients` and `request_ids` say who sent each customer in which
         request."""
-        served = self.served_model.current  # read once: the whole batch gets one version
+        served = served or self.served_model.current  # read once: one version for the batch
         predictions, decisions = decide(served, customers)
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
         if self.recorder is not None:

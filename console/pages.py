@@ -62,9 +62,9 @@ class Backend:
     spec: Any
     reference: Any
     customer_model: Any
-    # customers, clients, request ids → the /predict answers (and the history records them)
-    predict: Callable[[list[Any], list[str], list[str]], list[dict[str, Any]]]
-    explain: Callable[[list[Any]], Any]
+    # customers, clients, request ids, with reasons? → the /predict answers (the history
+    # records them) and, if asked, their reasons, both from one version
+    score: Callable[[list[Any], list[str], list[str], bool], tuple[list[dict[str, Any]], Any]]
     history: Any
     jobs: FileJobs
     drift: Callable[[], Any] | None
@@ -288,10 +288,12 @@ class Console:
         if refused is not None:
             return refused
         request_id = f"ui-{uuid.uuid4().hex[:16]}"
-        [answer] = await run_in_threadpool(backend.predict, [customer], [viewer.name], [request_id])
+        with_reasons = "explain" in viewer.can
+        [answer], explained = await run_in_threadpool(
+            backend.score, [customer], [viewer.name], [request_id], with_reasons
+        )
         reasons = None
-        if "explain" in viewer.can:
-            _, explained = await run_in_threadpool(backend.explain, [customer])
+        if with_reasons:
             reasons = charts.bars("Top reasons", [_reason_bar(reason) for reason in explained[0]])
         return self.page(
             request,

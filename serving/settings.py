@@ -38,6 +38,9 @@ class ServingSettings(RegistrySettings):
     # A /predict or /explain body must arrive whole within this (else a 408); it counts as in
     # flight only once it has, so slow senders cannot fill the places above.
     body_timeout_s: PositiveFloat = 5
+    # Requests of one client (key name, or address) whose body is still arriving, per worker;
+    # past it the client's next request gets a 429, so trickled bodies cannot pile up.
+    max_unfinished_bodies_per_client: PositiveInt = 100
     # After this many /predict requests a keep-alive connection is closed and the client
     # reconnects, as nginx's `keepalive_requests` does (0: never). The workers share one socket,
     # so without it a connection stays for good with whichever worker accepted it.

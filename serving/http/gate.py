@@ -1,5 +1,5 @@
-"""The checks every request passes, in one order for every door: who is asking, whether a file
-task fits, what they may send, and what it costs them."""
+"""The checks every request passes, in one order for every door: who is asking, how many bodies
+they are still sending, whether a file task fits, what they may send, and what it costs them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from serving.access.authenticate import Authenticate
 from serving.access.rate_limit import RateLimit
 from serving.http.body_limit import BodyLimit
 from serving.http.file_tasks import FileTaskLimit, FileTasks
+from serving.http.unfinished_bodies import UnfinishedBodies
 from serving.settings import ServingSettings
 
 FILE_SUBMIT_PATH = "/score_file/submit"
@@ -34,6 +35,7 @@ def gated(
         default_limit=settings.max_request_bytes,
     )
     app = FileTaskLimit(app, file_tasks, FILE_SUBMIT_PATH)
+    app = UnfinishedBodies(app, settings.max_unfinished_bodies_per_client)
     if access is not None:
         app = Authenticate(app, access.keys, access.pepper, settings.metrics_require_key)
     return app

@@ -46,10 +46,11 @@ CHANNEL = "churn:champion"
 
 @dataclass
 class Probe:
-    """A client of its own, sending one customer at a time and noting which version answered."""
+    """A client of its own, sending three customers at a time and noting which version
+    answered them: one version, or "mixed" if one request's answers came from two."""
 
     url: str
-    record: dict[str, Any]
+    records: list[dict[str, Any]]
     seen: list[tuple[float, int, str | None]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -60,8 +61,11 @@ class Probe:
                 # the batch it joined, with the version it started with.
                 sent = time.monotonic()
                 try:
-                    response = client.post("/predict", json={"customers": [self.record]})
-                    version = response.json()[0]["model_version"] if response.is_success else None
+                    response = client.post("/predict", json={"customers": self.records})
+                    version = None
+                    if response.is_success:
+                        versions = {answer["model_version"] for answer in response.json()}
+                        version = versions.pop() if len(versions) == 1 else "mixed"
                     self.seen.append((sent, response.status_code, version))
                 except httpx.HTTPError:
                     self.seen.append((sent, 0, None))
@@ -143,8 +147,8 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
     }
     url = f"http://127.0.0.1:{port}"
     publisher = redis.Redis.from_url(REDIS_URL)
-    record = json.loads(customers.head(1).drop(columns=["Churn"]).to_json(orient="records"))[0]
-    probe = Probe(url, record)
+    records = json.loads(customers.head(3).drop(columns=["Churn"]).to_json(orient="records"))
+    probe = Probe(url, records)
 
     def promote(version: str) -> float:
         run_checked([str(BIN / "python"), "-m", "training", "promote", "--version", version], env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +23,7 @@ from history.store import History
 from registry.settings import RegistrySettings
 from scoring.cli import load_churn_model
 from scoring.score_file import PREDICTION_COLUMNS, score_file
-from tests.integration.conftest import Champion
+from tests.integration.conftest import ROOT, Champion
 from training.synth import synthesize
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -54,6 +55,7 @@ def customers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     table.loc[17, "tenure"] = BAD["tenure"]
     table.loc[4242, "MonthlyCharges"] = BAD["MonthlyCharges"]
     table.loc[7000, "customerID"] = POISONED
+    table.loc[99, "PaymentMethod"] = "Bitcoin"  # a category no model has seen: scored
     path = tmp_path_factory.mktemp("spark-in") / "customers.csv"
     table.to_csv(path, index=False)
     return path
@@ -276,3 +278,44 @@ def test_parquet_in_partitioned_parquet_out_from_the_command_line(
         main()
     assert exit_code.value.code == 2
     assert capsys.readouterr().err.strip().endswith("exists; pass --overwrite to replace it.")
+
+
+def test_a_table_name_is_read_from_the_catalog(
+    spark: SparkSession, registry: RegistrySettings, tmp_path: Path
+) -> None:
+    from scoring.spark.job import JobOptions, run_job
+
+    spark.createDataFrame(synthesize(300, seed=9).astype(str)).createOrReplaceTempView("crm_base")
+    out = tmp_path / "scored"
+
+    result = run_job(JobOptions("crm_base", str(out)), registry)
+
+    assert result.summary["customers_scored"] == 300
+    assert len(pd.read_parquet(out)) == 300
+
+
+def test_spark_submit_runs_the_entry_file_with_the_packaged_code(
+    champion: Champion, tmp_path: Path
+) -> None:
+    """The cluster path: the code comes from a --py-files zip, not from the checkout."""
+    from scoring.spark.session import project_zip
+
+    package = project_zip(ROOT, tmp_path / "churn-project.zip")
+    data = tmp_path / "customers.csv"
+    synthesize(500, seed=3).to_csv(data, index=False)
+    out = tmp_path / "scored"
+    env = {**champion.env, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": ""}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
+            "--py-files", str(package), str(ROOT / "scoring" / "spark" / "submit.py"),
+            "--data", str(data), "--out", str(out),
+        ],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Scored 500 customers and rejected 0 rows with churn version {champion.version}" in (
+        done.stdout
+    )
+    assert len(pd.read_parquet(out)) == 500
