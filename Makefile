@@ -172,6 +172,11 @@ bench-spark: $(DEMO_DATA) ## Spark local[1] and local[2] against python -m scori
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
 	$(PRODUCTION_STORES) $(PY) -m loadtests.spark_bench --data $(DEMO_DATA) --rows $(or $(ROWS),10000000) $(BENCH_ARGS)
 
+.PHONY: bench-slow-bodies
+bench-slow-bodies: $(DEMO_DATA) ## /predict at 200 req/s alone, then beside 500 connections that stall mid-body (fails at p99 over 100 ms)
+	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
+	$(PRODUCTION_STORES) $(PY) -m loadtests.slow_bodies --data $(DEMO_DATA) $(BENCH_ARGS)
+
 .PHONY: bench-auth
 bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-process (STORAGE=redis://... to count in Redis)
 	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"
