@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 LEASE_FRACTION = 1 / 50
 # After the storage fails, how long requests go through before it is tried again.
 FAIL_OPEN_S = 5.0
+# Redis gives a key's time to live in whole seconds, rounded, so a window ends up to this long
+# before or after the time it reports. Leased tokens are kept till the latest end (dropping
+# them early would, under a per-second limit, waste a lease on every other request); a refusal
+# lasts till the earliest.
+EXPIRY_ROUNDING_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -117,13 +122,16 @@ class Limiter:
             return ALLOWED
         granted = max(0, min(ask, limit.amount - (count - ask)))
         lease.tokens += granted
-        lease.window_ends = window_ends
+        opened_it = count == ask
+        lease.window_ends = (
+            now + expiry if opened_it else min(window_ends + EXPIRY_ROUNDING_S, now + expiry)
+        )
         if lease.tokens >= cost:
             lease.tokens -= cost
             return ALLOWED
         # `now` was read before the store's round trips, and a window never ends later than
-        # its length from now.
-        lease.denied_until = min(window_ends, now + expiry)
+        # its length from now; a rounded expiry may be late, so the store is asked again early.
+        lease.denied_until = max(now, min(window_ends - EXPIRY_ROUNDING_S, now + expiry))
         return Verdict(False, limit, max(lease.denied_until - now, 0.0))
 
 

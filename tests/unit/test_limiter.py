@@ -137,3 +137,70 @@ def test_a_storage_that_fails_or_hangs_lets_requests_through_and_is_left_alone_a
 
     assert asyncio.run(run()) == [True] * 5
     assert storage.calls == 1
+
+
+class RoundedTTLStorage:
+    """Fixed windows on a fake clock, whose expiry is told in whole seconds as Redis's TTL is."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.counts: dict[str, tuple[int, float]] = {}
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        count, ends = self.counts.get(key, (0, 0.0))
+        if self.clock[0] >= ends:
+            count, ends = 0, self.clock[0] + expiry
+        self.counts[key] = (count + amount, ends)
+        return count + amount
+
+    async def get_expiry(self, key: str) -> float:
+        ends = self.counts[key][1]
+        return self.clock[0] + max(round(ends - self.clock[0]), 0)
+
+
+def test_a_per_second_limit_lets_through_traffic_under_it_when_the_store_rounds_its_expiry() -> (
+    None
+):
+    """Two workers at 400 customers/s against 1000/second, for 5 s: none refused."""
+    clock = [1000.0]
+    storage = RoundedTTLStorage(clock)
+    workers = [
+        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
+        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
+    ]
+    per_second = limits.parse("1000/second")
+
+    async def run() -> list[bool]:
+        verdicts = []
+        for request in range(1000):  # 2 customers every 5 ms
+            clock[0] += 0.005
+            verdict = await workers[request % 2].charge("key", [per_second], 2)
+            verdicts.append(verdict.allowed)
+        return verdicts
+
+    assert all(asyncio.run(run()))
+
+
+def test_a_per_second_limit_still_holds_when_the_store_rounds_its_expiry() -> None:
+    """Two workers offering 4,000 customers/s against 1000/second: each second lets through
+    at most the limit plus one lease (a fiftieth) per worker."""
+    clock = [1000.0]
+    storage = RoundedTTLStorage(clock)
+    workers = [
+        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
+        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
+    ]
+    per_second = limits.parse("1000/second")
+
+    async def run() -> dict[int, int]:
+        allowed: dict[int, int] = {}
+        for request in range(1996):  # 10 customers every 2.5 ms, for just under 5 s
+            clock[0] += 0.0025
+            if (await workers[request % 2].charge("key", [per_second], 10)).allowed:
+                second = int(clock[0] - 1000.0)
+                allowed[second] = allowed.get(second, 0) + 10
+        return allowed
+
+    per_second_allowed = asyncio.run(run())
+    assert max(per_second_allowed.values()) <= 1000 + 2 * 20
+    assert min(per_second_allowed.values()) >= 900
