@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 # An unknown key id re-reads the table at most this often, so a key made a moment ago works
 # at once and a stream of made-up ids costs one query a second.
 MISS_REFRESH_S = 1.0
+# How long a request waits for a re-read before it uses the copy it has, and for the first
+# read before it is refused: a store that hangs, out of reach of its own timeouts (a stalled
+# network, a paused server), then slows requests by this much once, not for good.
+READ_WAIT_S = 1.0
+FIRST_READ_WAIT_S = 10.0
 
 
 class KeyStoreUnavailableError(Exception):
@@ -24,11 +29,18 @@ class KeyStoreUnavailableError(Exception):
 
 class KeyCache:
     def __init__(
-        self, store: KeyStore, max_age_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        store: KeyStore,
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        read_wait_s: float = READ_WAIT_S,
+        first_read_wait_s: float = FIRST_READ_WAIT_S,
     ) -> None:
         self.store = store
         self.max_age_s = max_age_s
         self.clock = clock
+        self.read_wait_s = read_wait_s
+        self.first_read_wait_s = first_read_wait_s
         self._keys: dict[str, KeyRecord] | None = None
         self._read_at = float("-inf")
         self._reading: asyncio.Task[None] | None = None
@@ -37,6 +49,8 @@ class KeyCache:
         # once a cache period (once a second before any read worked), not once a request.
         self._retry_at = float("-inf")
         self._failing = False
+        # The read under way has outlasted a request's wait: later requests do not wait on it.
+        self._overdue = False
 
     async def get(self, key_id: str) -> KeyRecord | None:
         now = self.clock()
@@ -65,11 +79,37 @@ class KeyCache:
         if self._reading is None:
             self._reading = asyncio.create_task(self._read())
             self._reading.add_done_callback(self._finished)
+            self._overdue = False
+        wait = (
+            0.0 if self._overdue else self.first_read_wait_s if must_succeed else self.read_wait_s
+        )
         try:
-            await asyncio.shield(self._reading)
+            await asyncio.wait_for(asyncio.shield(self._reading), wait)
+        except TimeoutError as error:
+            self._note_overdue()
+            if must_succeed:
+                raise KeyStoreUnavailableError("the key table did not answer") from error
         except Exception as error:
             if must_succeed:
                 raise KeyStoreUnavailableError(str(error)) from error
+
+    def _note_overdue(self) -> None:
+        if self._overdue:
+            return
+        self._overdue = True
+        metrics.count_key_store_error()
+        if self._failing:
+            return
+        self._failing = True
+        if self._keys is None:
+            log.warning("The API key table did not answer; requests get a 503 until it does.")
+        else:
+            log.warning(
+                "The API key table did not answer within %.0f s; using the copy read %.0f s "
+                "ago until it does (churn_key_store_errors_total counts the failures).",
+                self.read_wait_s,
+                self.clock() - self._read_at,
+            )
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._reading = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +222,55 @@ def test_a_key_table_that_stays_unreadable_is_tried_once_a_cache_period_and_logg
     with caplog.at_level("INFO", logger="serving.access.key_cache"):
         assert _request(app, headers=headers).status_code == 200
     assert any("readable again" in record.getMessage() for record in caplog.records)
+
+
+class HangingStore(FlakyStore):
+    """A key table whose reads hang until `release` is set, as behind a stalled network."""
+
+    def __init__(self, store: KeyStore) -> None:
+        super().__init__(store)
+        self.release = threading.Event()
+
+    def by_id(self) -> dict[str, Any]:
+        self.reads += 1
+        if self.down:
+            self.release.wait(30)
+        return self.store.by_id()
+
+
+def test_a_key_table_that_hangs_holds_a_request_for_the_wait_once_then_the_copy_serves(
+    store: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, clock = _token(store), Clock()
+    hanging = HangingStore(store)
+    keys = KeyCache(hanging, max_age_s=10, clock=clock, read_wait_s=0.2)  # type: ignore[arg-type]
+    app = Authenticate(whoami, keys, PEPPER)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def scenario() -> tuple[list[int], list[float], int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            first = await client.post("/predict", headers=headers, content=b"{}")
+            hanging.down, clock.now = True, clock.now + 11
+            statuses, seconds = [first.status_code], []
+            for _ in range(20):
+                started = time.monotonic()
+                statuses.append((await client.post("/predict", headers=headers)).status_code)
+                seconds.append(time.monotonic() - started)
+            reads = hanging.reads
+            hanging.down = False
+            hanging.release.set()
+            await asyncio.sleep(0.1)
+            clock.now += 11
+            statuses.append((await client.post("/predict", headers=headers)).status_code)
+            return statuses, seconds, reads
+
+    with caplog.at_level("INFO", logger="serving.access.key_cache"):
+        statuses, seconds, reads = asyncio.run(scenario())
+    assert statuses == [200] * 22
+    assert seconds[0] >= 0.2  # the first request after the cache went stale waited
+    assert max(seconds[1:]) < 0.2  # the others did not wait on the hung read
+    assert reads == 2  # one read at the start, one hung: no pile-up of reads
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "did not answer" in warnings[0]
+    assert any("readable again" in r.getMessage() for r in caplog.records)
