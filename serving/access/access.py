@@ -23,8 +23,10 @@ class Access:
         """None when CHURN_AUTH=off; UserError if the pepper cannot be read or made."""
         if settings.auth == "off":
             return None
+        keys = KeyCache(KeyStore(settings.auth_db), settings.auth_cache_seconds)
+        keys.prime()
         return cls(
-            KeyCache(KeyStore(settings.auth_db), settings.auth_cache_seconds),
+            keys,
             pepper_for(settings.auth_db, settings.auth_pepper),
             Limiter.connect(settings.rate_limit_storage, settings.rate_limit_timeout_ms / 1000),
         )

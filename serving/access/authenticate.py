@@ -9,7 +9,6 @@ ASGI scope, for rate limits and metrics.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,8 +18,6 @@ from serving.access import api_keys
 from serving.access.api_keys import Scope as KeyScope
 from serving.access.key_cache import KeyCache, KeyStoreUnavailableError
 from serving.http.errors import send_error
-
-log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset(
     {"/", "/docs", "/docs.json", "/schema.json", "/livez", "/readyz", "/healthz", "/ui"}
@@ -76,8 +73,8 @@ class Authenticate:
             return
         try:
             record = await self.keys.get(presented.key_id)
-        except KeyStoreUnavailableError as error:
-            log.error("Cannot read the API key table: %s", error)
+        except KeyStoreUnavailableError:
+            # The key cache logs the outage once; each refusal is counted.
             metrics.count_rejection("store_unavailable")
             await send_error(send, 503, UNAVAILABLE, [(b"retry-after", b"5")])
             return

@@ -71,6 +71,20 @@ class KeyCache:
             record = self._keys.get(key_id)
         return record
 
+    def prime(self) -> None:
+        """Read the table now, as the worker starts: a worker whose first request comes while
+        the store is down then still has a copy to check keys against."""
+        try:
+            self._keys = self.store.by_id()
+        except Exception as error:
+            log.warning(
+                "Could not read the API key table as the worker started (%s); requests get a "
+                "503 until it can be read.",
+                error,
+            )
+            return
+        self._read_at = self.clock()
+
     def note_used(self, key_id: str) -> None:
         """Recorded as the key's last use at the next read of the table."""
         self._used.add(key_id)
@@ -117,8 +131,18 @@ class KeyCache:
             return
         metrics.count_key_store_error()
         self._retry_at = self.clock() + (MISS_REFRESH_S if self._keys is None else self.max_age_s)
-        if not self._failing:
-            self._failing = True
+        if self._failing:
+            return
+        self._failing = True
+        if self._keys is None:
+            log.warning(
+                "Could not read the API key table (%s); requests get a 503 until it can be "
+                "read, tried again every %.0f s (churn_key_store_errors_total counts the "
+                "failures).",
+                task.exception(),
+                MISS_REFRESH_S,
+            )
+        else:
             log.warning(
                 "Could not read the API key table (%s); using the copy read %.0f s ago, and "
                 "trying again every %.0f s (churn_key_store_errors_total counts the failures).",

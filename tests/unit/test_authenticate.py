@@ -274,3 +274,40 @@ def test_a_key_table_that_hangs_holds_a_request_for_the_wait_once_then_the_copy_
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "did not answer" in warnings[0]
     assert any("readable again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_worker_that_read_the_table_as_it_started_checks_keys_with_the_store_down(
+    store: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _token(store)
+    flaky = FlakyStore(store)
+    keys = KeyCache(flaky, max_age_s=10, clock=Clock())  # type: ignore[arg-type]
+    keys.prime()
+    flaky.down = True
+    app = Authenticate(whoami, keys, PEPPER)
+    with caplog.at_level("WARNING"):
+        statuses = [_request(app, headers={"X-API-Key": token}).status_code for _ in range(3)]
+    assert statuses == [200] * 3
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_a_worker_that_never_read_the_table_answers_503_and_logs_the_outage_once(
+    store: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, clock = _token(store), Clock()
+    flaky = FlakyStore(store)
+    flaky.down = True
+    keys = KeyCache(flaky, max_age_s=10, clock=clock)  # type: ignore[arg-type]
+    with caplog.at_level("WARNING"):
+        keys.prime()
+        statuses = []
+        for _ in range(5):
+            clock.now += 2  # past the retry interval each time: every request tries the store
+            statuses.append(
+                _request(
+                    Authenticate(whoami, keys, PEPPER), headers={"X-API-Key": token}
+                ).status_code
+            )
+    assert statuses == [503] * 5
+    logged = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert len(logged) == 2, logged  # the start-up read, then the outage once
