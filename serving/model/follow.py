@@ -142,6 +142,8 @@ class Follower:
         try:
             found = champion(self.client, self.settings.model_name, self.settings.alias)
         except Exception as error:
+            # The registry's fault, as a failed download is: counted alike, tried at the next poll.
+            metrics.count_model_reload("download_failed")
             log.warning("Follow: cannot read %s: %s", self._alias(), _first_line(error))
             return None
         if found is None:

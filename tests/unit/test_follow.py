@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from prometheus_client import REGISTRY
 
 from churn.deciles import Deciles
 from churn.features import infer_spec
@@ -76,3 +77,24 @@ def test_the_relay_publishes_where_the_service_listens() -> None:
     from serving.model.follow import CHANNEL
 
     assert FOLLOW_CHANNEL == CHANNEL
+
+
+class UnreachableRegistry:
+    def get_model_version_by_alias(self, name: str, alias: str) -> None:
+        raise ConnectionError("the registry is down")
+
+
+def test_a_registry_that_cannot_be_read_when_polled_is_counted_as_a_failed_download(
+    tmp_path: Path,
+) -> None:
+    settings = FollowSettings("churn", "champion", "sqlite://", 30, 0, None, 1, tmp_path)
+    follower = Follower(settings, lambda: "1", [], object, {}, lambda loaded: None)  # type: ignore[arg-type]
+    follower._client = UnreachableRegistry()  # type: ignore[assignment]
+    before = _reloads("download_failed")
+    assert follower.check("poll") is None
+    assert _reloads("download_failed") == before + 1
+
+
+def _reloads(result: str) -> float:
+    value = REGISTRY.get_sample_value("churn_model_reload_total", {"result": result})
+    return value or 0.0
