@@ -48,6 +48,29 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@dataclass(frozen=True)
+class Serving:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def bentoml_serve(env: dict[str, str], log: Path) -> Iterator[Serving]:
+    """`bentoml serve .` with `env` (its CHURN_PORT) until the block ends, ready when it is
+    entered; its output in `log`. Every served test starts the service here."""
+    url = f"http://127.0.0.1:{env['CHURN_PORT']}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=output, stderr=output
+        )
+        try:
+            wait_until_ready(f"{url}/readyz", process)
+            yield Serving(url, process, log)
+        finally:
+            stop(process)
+
+
 def quick_settings(tracking_uri: str, artifact_root: Path, **overrides: object) -> TrainingSettings:
     return TrainingSettings(
         tracking_uri=tracking_uri,  # type: ignore[call-arg]

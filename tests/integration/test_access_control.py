@@ -4,7 +4,6 @@ counted in Redis."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from loadtests.servers import wait_until_ready
+from loadtests.metrics_page import metric_total
 from serving.access.key_cache import MISS_REFRESH_S
 from serving.access.key_store import KeyStore
 from tests.integration.conftest import (
@@ -27,10 +26,10 @@ from tests.integration.conftest import (
     REDIS_URL,
     ROOT,
     Champion,
+    bentoml_serve,
     free_port,
     fresh_postgres_database,
     run_checked,
-    stop,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
@@ -71,18 +70,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
             # Its own history: other tests' services record the same customers.
             "CHURN_HISTORY_URL": f"sqlite:///{log.parent / 'history.db'}",
         }
-        process = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "."],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
-            yield Guarded(f"http://127.0.0.1:{port}", env, log)
-        finally:
-            stop(process)
+        with bentoml_serve(env, log) as serving:
+            yield Guarded(serving.url, env, log)
 
 
 def _body(customers: pd.DataFrame, count: int = 1) -> dict[str, Any]:
@@ -94,15 +83,6 @@ def _post(guarded: Guarded, path: str, body: Any, key: str | None = None) -> htt
     """Each call on a new connection, so the two workers share the requests."""
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
     return httpx.post(f"{guarded.url}{path}", json=body, headers=headers, timeout=30)
-
-
-def _metric(guarded: Guarded, name: str, **labels: str) -> float:
-    text = httpx.get(f"{guarded.url}/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_health_docs_and_metrics_are_open_and_everything_else_needs_a_key(
@@ -133,7 +113,7 @@ def test_a_key_reaches_what_its_scopes_allow_and_gets_a_403_elsewhere(
     forbidden = _post(guarded, "/explain", _body(customers), key)
     assert forbidden.status_code == 403
     assert "lacks the 'explain' scope" in forbidden.json()["error"]
-    assert _metric(guarded, "churn_predictions_total", client="scoped") == 4
+    assert metric_total(guarded.url, "churn_predictions_total", client="scoped") == 4
 
 
 def test_history_needs_the_history_scope_and_records_who_asked(
@@ -198,12 +178,14 @@ def test_a_rate_limit_is_shared_by_both_workers_and_counted_in_customers(
     assert limited.headers["ratelimit-limit"] == "30"
     assert limited.headers["ratelimit-remaining"] == "0"
     assert "Key 'shared' has used its 30 customers per minute" in limited.json()["error"]
-    assert _metric(guarded, "churn_rate_limited_total", client="shared") == 15
-    assert _metric(guarded, "churn_predictions_total", client="shared") == 30
+    assert metric_total(guarded.url, "churn_rate_limited_total", client="shared") == 15
+    assert metric_total(guarded.url, "churn_predictions_total", client="shared") == 30
 
 
 def _worker_batches(guarded: Guarded, worker: int) -> float:
-    return _metric(guarded, "bentoml_service_adaptive_batch_size_count", worker_index=str(worker))
+    return metric_total(
+        guarded.url, "bentoml_service_adaptive_batch_size_count", worker_index=str(worker)
+    )
 
 
 def test_a_daily_quota_counts_customers_not_requests(
@@ -230,11 +212,12 @@ def test_a_revoked_key_is_refused_by_every_worker_within_the_cache_time(
     KeyStore(guarded.env["CHURN_AUTH_DB"]).revoke("leaver")
     revoked_at = time.monotonic()
     last_accepted_after = 0.0
-    while time.monotonic() - revoked_at < CACHE_SECONDS + 1:
+    while time.monotonic() - revoked_at < 2 * CACHE_SECONDS + 2:
         if _post(guarded, "/predict", _body(customers), key).status_code == 200:
             last_accepted_after = time.monotonic() - revoked_at
         time.sleep(0.05)
-    assert last_accepted_after < CACHE_SECONDS + 0.2
+    # A worker that missed a re-read would accept it for a second cache period.
+    assert last_accepted_after < CACHE_SECONDS + 1.5
     statuses = {_post(guarded, "/predict", _body(customers), key).status_code for _ in range(10)}
     assert statuses == {401}
     listed = run_checked([str(BIN / "python"), "-m", "serving", "keys", "list"], guarded.env)

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +19,14 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from loadtests.servers import wait_until_ready
 from tests.integration.conftest import (
     BIN,
     REDIS_URL,
     ROOT,
     Champion,
+    bentoml_serve,
     free_port,
     run_checked,
-    stop,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -80,15 +78,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Ite
          "--scopes", "predict,explain", "--rate", f"{LIMITED_PER_MINUTE}/minute"],
         env,
     ).stdout.strip()  # fmt: skip
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
-        yield Console(f"http://127.0.0.1:{port}", env, keys)
-    finally:
-        stop(process)
+    with bentoml_serve(env, folder / "serve.log") as serving:
+        yield Console(serving.url, env, keys)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import redis
 
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
-from loadtests.servers import wait_until_ready
+from loadtests.metrics_page import metric_total, series
 from serving.model.declared import api_of
 from serving.model.follow import Follower, FollowSettings, LoadedVersion
 from tests.integration.conftest import (
@@ -33,6 +33,7 @@ from tests.integration.conftest import (
     REDIS_URL,
     ROOT,
     Champion,
+    bentoml_serve,
     free_port,
     quick_settings,
     run_checked,
@@ -75,15 +76,6 @@ class Probe:
         return [version for at, _, version in self.seen if at >= moment]
 
 
-def _metric(url: str, name: str, **labels: str) -> float:
-    wanted = [f'{key}="{value}"' for key, value in labels.items()]
-    total = 0.0
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(name) and all(label in line for label in wanted):
-            total += float(line.split()[-1])
-    return total
-
-
 def _wait(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,12 +107,18 @@ def _broken_version(champion: Champion, good_version: str, folder: Path) -> str:
 def versions(
     tmp_path_factory: pytest.TempPathFactory, champion: Champion, customers_csv: Path
 ) -> Iterator[dict[str, str]]:
-    """The champion (v1 of the shared registry), a second good version, and a broken one."""
+    """The champion (v1 of the shared registry), a second good version, a broken one, and one
+    trained without the `gender` column: a request schema the running service cannot take."""
     folder = tmp_path_factory.mktemp("follow")
     settings = quick_settings(champion.tracking_uri, folder / "artifacts")
     second = train_quickly(settings, customers_csv, seed=7).version
     broken = _broken_version(champion, second, folder / "broken")
-    yield {"first": champion.version, "second": second, "broken": broken}
+    narrower = folder / "without-gender.csv"
+    table = pd.read_csv(customers_csv, dtype=str, keep_default_na=False)
+    table.drop(columns=["gender"]).to_csv(narrower, index=False)
+    other_schema = train_quickly(settings, narrower, seed=7).version
+    yield {"first": champion.version, "second": second, "broken": broken,
+           "other schema": other_schema}  # fmt: skip
     run_checked(
         [str(BIN / "python"), "-m", "training", "promote", "--version", champion.version],
         champion.env,
@@ -162,12 +160,7 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
         return time.monotonic()
 
     with ExitStack() as stack:
-        log = (tmp_path / "serve.log").open("wb")
-        server = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-        stack.callback(stop, server)
-        wait_until_ready(f"{url}/readyz", server)
+        stack.enter_context(bentoml_serve(env, tmp_path / "serve.log"))
         locust = subprocess.Popen(
             locust_command(url, 32, 32, 100, tmp_path / "load", reset_stats=False),
             cwd=ROOT,
@@ -191,7 +184,9 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
             """Promote `version`, wait until `count` reloads ended in `result`, then 3 s more:
             (when the alias moved, when the workers were done)."""
             promoted = promote(version)
-            _wait(what, lambda: _metric(url, "churn_model_reload_total", result=result) == count)
+            _wait(
+                what, lambda: metric_total(url, "churn_model_reload_total", result=result) == count
+            )
             done = time.monotonic()
             time.sleep(3)
             return promoted, done
@@ -210,29 +205,31 @@ def test_the_service_follows_a_promotion_refuses_a_broken_version_and_rolls_back
         card = httpx.get(f"{url}/model", timeout=10).json()
         assert card["version"] == versions["second"]
 
+        _, refused = promote_until(
+            versions["other schema"], "both workers refused the other schema", "schema_changed", 2
+        )
+        assert set(probe.since(refused)) == {versions["second"]}
+
         rolled_back, back = promote_until(
             versions["first"], "both workers rolled back to the first version", "swapped", 4
         )
         assert set(probe.since(rolled_back)) <= both
         assert set(probe.since(back)) == {versions["first"]}
 
-        assert _metric(url, "churn_model_swap_seconds_count") == 4
+        assert metric_total(url, "churn_model_swap_seconds_count") == 4
         # A worker's own poll may beat the broadcast now and then, but not most of the time.
-        assert _metric(url, "churn_model_swap_seconds_count", noticed_by="push") >= 2
-        assert _metric(url, "churn_model_version") == float(versions["first"])
+        assert metric_total(url, "churn_model_swap_seconds_count", noticed_by="push") >= 2
+        assert metric_total(url, "churn_model_version") == float(versions["first"])
         # Each worker lets go of the versions it served before and of the one it refused, once
         # the last batch holding one has finished.
         _wait(
             "each worker holding one model",
-            lambda: _metric(url, "churn_models_in_memory") == 1,
+            lambda: metric_total(url, "churn_models_in_memory") == 1,
             timeout=10,
         )
-        info = [
-            line
-            for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
-            if line.startswith("churn_model_info") and line.endswith(" 1.0")
-        ]
-        assert len(info) == 1 and f'version="{versions["first"]}"' in info[0]
+        page = httpx.get(f"{url}/metrics", timeout=10).text
+        info = [labels for labels, value in series(page, "churn_model_info") if value == 1]
+        assert len(info) == 1 and info[0]["version"] == versions["first"]
         probe.stop.set()
         prober.join(5)
         stop(locust)

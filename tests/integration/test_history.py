@@ -5,7 +5,6 @@ outcomes loaded with the CLI."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -20,18 +19,18 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import sqlalchemy as sa
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.playbook import NO_ACTION
-from loadtests.servers import wait_until_ready
+from loadtests.metrics_page import metric_total
 from tests.integration.conftest import (
     BIN,
-    ROOT,
     Champion,
+    bentoml_serve,
     free_port,
     fresh_postgres_database,
     run_checked,
-    stop,
 )
 from training.evaluate import campaign_profit, top_decile_lift
 from training.settings import Economics
@@ -61,13 +60,8 @@ def _serve(
         "CHURN_HISTORY_FLUSH_SECONDS": "0.1",
         **env,
     }
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=environment, stdout=log, stderr=log
-    )
-    stack.callback(stop, process)
-    wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
-    return Recording(f"http://127.0.0.1:{port}", environment, history_url, folder)
+    serving = stack.enter_context(bentoml_serve(environment, folder / "serve.log"))
+    return Recording(serving.url, environment, history_url, folder)
 
 
 @pytest.fixture(
@@ -238,11 +232,6 @@ def test_bad_history_queries_get_a_400_naming_the_parameter(recording: Recording
         assert response.json()["error"].startswith(named), response.text
 
 
-def _metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
-
-
 def _count_rows(database: str) -> int:
     with psycopg.connect(database) as connection:
         row = connection.execute("SELECT count(*) FROM predictions").fetchone()
@@ -283,7 +272,7 @@ def test_with_the_database_gone_predict_still_answers_and_every_row_is_written_o
         stack.callback(_database_down, database, down=False)
         for round_ in range(4):  # 1,200 customers: more than both workers' buffers hold
             _predict(served.url, table, f"during-{round_}")
-        dropped = _metric(served.url, "churn_history_dropped_total")
+        dropped = metric_total(served.url, "churn_history_dropped_total")
         assert dropped >= 4 * CUSTOMERS - 2 * buffer_rows
         _database_down(database, down=False)
         sent = PER_REQUEST + 4 * CUSTOMERS
@@ -291,4 +280,40 @@ def test_with_the_database_gone_predict_still_answers_and_every_row_is_written_o
         while _count_rows(database) + dropped < sent and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _count_rows(database) + dropped == sent
-        assert _metric(served.url, "churn_history_write_errors_total") >= 1
+        assert metric_total(served.url, "churn_history_write_errors_total") >= 1
+
+
+def test_on_sigterm_each_worker_writes_the_rows_it_still_holds(
+    tmp_path: Path, champion: Champion, customers: pd.DataFrame
+) -> None:
+    """A flush interval of an hour: nothing is written while the service runs, so every row
+    in the history was written by the shutdown of the worker that answered it."""
+    history_url = f"sqlite:///{tmp_path / 'history.db'}"
+    env = {
+        **champion.env,
+        "CHURN_PORT": str(free_port()),
+        "CHURN_WORKERS": "2",
+        "CHURN_HISTORY_URL": history_url,
+        "CHURN_HISTORY_FLUSH_SECONDS": "3600",
+    }
+    records = json.loads(customers.drop(columns=["Churn"]).head(40).to_json(orient="records"))
+    with bentoml_serve(env, tmp_path / "serve.log") as serving:
+        for record in records:  # a new connection each, so both workers answer some
+            response = httpx.post(
+                f"{serving.url}/predict", json={"customers": [record]}, timeout=30
+            )
+            assert response.status_code == 200
+        assert _count_recorded(history_url) == 0
+        serving.process.terminate()
+        serving.process.wait(timeout=60)
+    log = (tmp_path / "serve.log").read_text()
+    assert _count_recorded(history_url) == len(records), log[-3000:]
+
+
+def _count_recorded(history_url: str) -> int:
+    engine = sa.create_engine(history_url)
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        if "predictions" not in inspector.get_table_names():
+            return 0
+        return int(connection.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one())

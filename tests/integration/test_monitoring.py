@@ -24,7 +24,7 @@ from history.settings import HistorySettings
 from history.store import History
 from loadtests.servers import wait_until_ready
 from monitoring.dashboard import STREAM_METRIC, queries
-from tests.integration.conftest import BIN, ROOT, Champion, free_port, stop
+from tests.integration.conftest import BIN, ROOT, Champion, bentoml_serve, free_port, stop
 from training.realised import Realised
 from training.realised_report import Report, store_in_history
 
@@ -140,14 +140,7 @@ def _serve(stack: ExitStack, folder: Path, champion: Champion) -> tuple[str, dic
         "CHURN_HISTORY_FLUSH_SECONDS": "0.1",
         "CHURN_DRIFT_REFRESH_SECONDS": "1",
     }
-    _start(
-        stack,
-        [str(BIN / "bentoml"), "serve", "."],
-        f"http://127.0.0.1:{port}/readyz",
-        folder / "serve.log",
-        env,
-    )
-    return f"http://127.0.0.1:{port}", env
+    return stack.enter_context(bentoml_serve(env, folder / "serve.log")).url, env
 
 
 def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:

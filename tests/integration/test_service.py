@@ -23,20 +23,20 @@ import pandas as pd
 import pytest
 import schemathesis
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
-from loadtests.servers import wait_until_ready
+from loadtests.metrics_page import series, total
 from tests.integration.conftest import (
     BIN,
     ROOT,
     Champion,
+    bentoml_serve,
     free_port,
     run_checked,
-    stop,
 )
 
 pytestmark = pytest.mark.integration
@@ -68,24 +68,17 @@ def served(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Iter
     }
     build = run_checked([str(BIN / "bentoml"), "build", "--output", "tag"], env)
     bento_tag = re.findall(r"__tag__:(\S+)", build.stdout)[-1]
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
+    with bentoml_serve(env, folder / "serve.log") as serving:
         yield Served(
-            f"http://127.0.0.1:{port}",
+            serving.url,
             env,
             bento_tag,
             champion.version,
             champion.tracking_uri,
             champion.model_name,
-            process.pid,
-            folder / "serve.log",
+            serving.process.pid,
+            serving.log,
         )
-    finally:
-        stop(process)
 
 
 def _records(customers: pd.DataFrame, rows: slice) -> list[dict[str, Any]]:
@@ -103,15 +96,6 @@ def _offline(served: Served, records: list[dict[str, Any]]) -> np.ndarray:
     _use_store(served)
     model = mlflow.pyfunc.load_model(f"models:/{served.model_name}/{served.version}")
     return np.asarray(model.unwrap_python_model().churn_probability(pd.DataFrame(records)))
-
-
-def _metric(text: str, metric: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        named = line.startswith((metric + "{", metric + " "))
-        if named and all(f'{key}="{value}"' in line for key, value in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_the_bento_has_a_dockerfile_and_references_the_champion(served: Served) -> None:
@@ -246,17 +230,13 @@ def test_metrics_count_every_customer_across_workers(
     assert all(r.status_code == 200 for r in responses)
     after = httpx.get(f"{served.url}/metrics", timeout=10).text
 
-    predicted = _metric(after, "churn_predictions_total") - _metric(
-        before, "churn_predictions_total"
-    )
-    observed = _metric(after, "churn_probability_count") - _metric(
-        before, "churn_probability_count"
-    )
+    predicted = total(after, "churn_predictions_total") - total(before, "churn_predictions_total")
+    observed = total(after, "churn_probability_count") - total(before, "churn_probability_count")
     assert predicted == observed == len(records)
-    assert _metric(after, "churn_model_info", name=served.model_name, version=served.version) == 1
+    assert total(after, "churn_model_info", name=served.model_name, version=served.version) == 1
     assert "churn_probability_bucket" in after
     answered = {"endpoint": "/predict", "http_response_code": "200"}
-    requests = _metric(after, "bentoml_service_request_total", **answered) - _metric(
+    requests = total(after, "bentoml_service_request_total", **answered) - total(
         before, "bentoml_service_request_total", **answered
     )
     assert requests == len(records)
@@ -265,14 +245,8 @@ def test_metrics_count_every_customer_across_workers(
 
 
 def _series(text: str, metric: str, endpoint: str) -> list[dict[str, str]]:
-    """The label sets of `metric`'s lines for `endpoint` in a /metrics page."""
-    found = []
-    for line in text.splitlines():
-        if line.startswith(metric + "{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")]))
-            if labels.get("endpoint") == endpoint:
-                found.append(labels)
-    return found
+    """The label sets of `metric`'s samples for `endpoint` in a /metrics page."""
+    return [labels for labels, _ in series(text, metric, endpoint=endpoint)]
 
 
 @pytest.mark.parametrize(
@@ -516,7 +490,9 @@ def test_a_service_paused_during_large_batches_answers_again_once_resumed(
     for sender in senders:
         sender.join()
     assert statuses == [200] * 20
-    assert first_answer is not None and first_answer < 2.0
+    # Well under the 30 s request timeout a stuck service would take; a busy machine needs
+    # more than a second or two.
+    assert first_answer is not None and first_answer < 10.0
 
 
 BODIES = {"/predict", "/explain"}
@@ -530,15 +506,54 @@ def _strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
+def _check_error_body(status: int, content_type: str, text: str, request: str) -> None:
+    """Whatever was sent, every 4xx and 5xx answer is JSON with an "error" string."""
+    if status < 400:
+        return
+    assert content_type.startswith("application/json"), (request, status, content_type, text[:300])
+    body = _strict_json(text)
+    error = body[0] if isinstance(body, list) else body
+    assert isinstance(error.get("error"), str), (request, body)
+
+
 def _check(case: Any, response: Any) -> None:
     """No 500, no invalid JSON, and every 4xx carries the error body."""
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
     content_type = response.headers.get("content-type", [""])[0]  # each header: its values
     if content_type.startswith("application/json"):
-        body = _strict_json(response.text)
-        if 400 <= response.status_code < 500:
-            error = body[0] if isinstance(body, list) else body
-            assert isinstance(error.get("error"), str), (case.as_curl_command(), body)
+        _strict_json(response.text)
+    _check_error_body(response.status_code, content_type, response.text, case.as_curl_command())
+
+
+@pytest.mark.parametrize("path", sorted(BODIES))
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b"tenure=3"),
+        ("text/html", b"<html><body>customers</body></html>"),
+        ("application/x-www-form-urlencoded", b"customers=1&tenure=3"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n',
+        ),
+        ("application/json", b"\xff\xfe not utf-8"),
+        ("application/json", b'{"customers": [NaN]}'),
+        ("", b'{"customers": []}'),
+    ],
+    ids=["text", "html", "form", "multipart", "not-utf8", "nan", "no-type"],
+)
+def test_a_body_of_any_content_type_gets_the_json_error_body(
+    served: Served, path: str, content_type: str, body: bytes
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = httpx.post(f"{served.url}{path}", content=body, headers=headers, timeout=30)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    _check_error_body(
+        response.status_code,
+        response.headers.get("content-type", ""),
+        response.text,
+        f"POST {path} ({content_type or 'no content type'})",
+    )
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -555,7 +570,6 @@ def test_generated_requests_get_no_500_and_every_4xx_has_the_error_body(
         @settings(
             max_examples=40,
             deadline=None,
-            suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate],
             database=None,
         )

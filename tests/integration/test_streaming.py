@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from loadtests.metrics_page import series
 from monitoring.dashboard import STREAM_METRIC, queries
 from tests.integration.conftest import (
     BIN,
@@ -199,9 +200,8 @@ def wait_for_rows(
 def lag(metrics_url: str) -> dict[str, float]:
     text = httpx.get(metrics_url, timeout=5).text
     return {
-        line.split(" ")[0]: float(line.split(" ")[1])
-        for line in text.splitlines()
-        if line.startswith("churn_stream_consumer_lag{")
+        str(sorted(labels.items())): value
+        for labels, value in series(text, "churn_stream_consumer_lag")
     }
 
 

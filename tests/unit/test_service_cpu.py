@@ -22,11 +22,11 @@ def test_cpu_of_a_process_tree_counts_its_children() -> None:
 
 
 def test_a_busy_process_is_not_idle_until_it_settles() -> None:
-    busy_then_idle = "import time; end = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
-    child = subprocess.Popen([sys.executable, "-c", busy_then_idle + "\ntime.sleep(30)"])
+    busy_then_idle = "import time; end = time.monotonic() + 4\nwhile time.monotonic() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy_then_idle + "\ntime.sleep(60)"])
     try:
-        assert not wait_until_idle(child.pid, interval_s=0.2, timeout_s=0.6)
-        assert wait_until_idle(child.pid, interval_s=0.2, timeout_s=10)
+        assert not wait_until_idle(child.pid, interval_s=0.2, timeout_s=1.0)
+        assert wait_until_idle(child.pid, interval_s=0.2, timeout_s=30)
     finally:
         child.kill()
         child.wait()
