@@ -177,6 +177,10 @@ bench-slow-bodies: $(DEMO_DATA) ## /predict at 200 req/s alone, then beside 500 
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
 	$(PRODUCTION_STORES) $(PY) -m loadtests.slow_bodies --data $(DEMO_DATA) $(BENCH_ARGS)
 
+.PHONY: chaos
+chaos: $(DEMO_DATA) services ## Faults under load (stores refused or hung, registry down in a promotion, a worker killed): a table, fails on a broken promise
+	$(PY) -m chaos --data $(DEMO_DATA) --out $(REPORTS)/chaos.md $(CHAOS_ARGS)
+
 .PHONY: bench-auth
 bench-auth: $(DEMO_DATA) ## CPU per request of the key check and rate limit, in-process (STORAGE=redis://... to count in Redis)
 	$(PY) -m loadtests.auth_cost --storage "$(or $(STORAGE),memory://)"
@@ -210,7 +214,7 @@ mlflow-ui: install ## Run the MLflow UI on the embedded SQLite store (http://loc
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy churn scoring registry cli training serving history monitoring console service.py loadtests webhook streaming
+	$(BIN)/mypy churn scoring registry cli training serving history monitoring console service.py loadtests webhook streaming chaos
 
 .PHONY: lint-jenkinsfile
 lint-jenkinsfile: ## npm-groovy-lint on the Jenkinsfile (pinned, installed on first use); fails on errors

@@ -55,6 +55,14 @@ def mlflow_serve(model_uri: str, workers: int, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def mlflow_server(backend_store_uri: str, port: int) -> list[str]:
+    """A tracking server on `backend_store_uri`, one worker, on loopback."""
+    return [
+        str(BIN / "mlflow"), "server", "--backend-store-uri", backend_store_uri,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
 @contextmanager
 def started(target: Target, port: int, log: Path) -> Iterator[Server]:
     """`target` running on `port` until the block ends, its output in `log`."""

@@ -1,0 +1,83 @@
+"""Steady `/predict` traffic at a fixed rate, each customer with an id of its own, so every
+answer can be found again in the prediction history."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+CONNECTIONS = 64
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    sent_at: float
+    status: str  # the HTTP status, or the client error's name
+    customer_ids: tuple[str, ...]
+    version: str | None
+
+
+@dataclass
+class SteadyLoad:
+    """`rate` requests a second of `per_request` customers each, from `start()` to `stop()`."""
+
+    url: str
+    key: str
+    records: list[dict[str, Any]]
+    rate: float
+    per_request: int
+    answers: list[Answer] = field(default_factory=list)
+    _tag: str = ""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self, tag: str) -> None:
+        self._tag, self.answers = tag, []
+        self._stop.clear()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._send(),), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[Answer]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(TIMEOUT_S + 10)
+        return list(self.answers)
+
+    async def _send(self) -> None:
+        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+        headers = {"Authorization": f"Bearer {self.key}"}
+        async with httpx.AsyncClient(limits=limits, headers=headers, timeout=TIMEOUT_S) as client:
+            pending: set[asyncio.Task[None]] = set()
+            started, sequence = time.monotonic(), 0
+            while not self._stop.is_set():
+                task = asyncio.create_task(self._one(client, sequence))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sequence += 1
+                await asyncio.sleep(max(0.0, started + sequence / self.rate - time.monotonic()))
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _one(self, client: httpx.AsyncClient, sequence: int) -> None:
+        ids = tuple(f"{self._tag}-{sequence}-{index}" for index in range(self.per_request))
+        customers = [
+            {**self.records[(sequence * self.per_request + index) % len(self.records)],
+             "customerID": customer_id}
+            for index, customer_id in enumerate(ids)
+        ]  # fmt: skip
+        sent_at = time.monotonic()
+        version = None
+        try:
+            response = await client.post(f"{self.url}/predict", json={"customers": customers})
+            status = str(response.status_code)
+            if response.status_code == 200:
+                version = response.json()[0]["model_version"]
+        except httpx.HTTPError as error:
+            status = type(error).__name__
+        self.answers.append(Answer(sent_at, status, ids, version))
