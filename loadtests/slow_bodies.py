@@ -2,10 +2,10 @@
 connections each send headers and the start of a body, then stall.
 
 The service runs as in production (keys required, two workers); the attacker has a key of its
-own, as a customer of the API would. Each stalled connection waits for the service's answer
-(a 408 after CHURN_BODY_TIMEOUT_S, or a 429 once the key has its share of unfinished bodies)
-and reconnects 0.1 s later. Fails if /predict's p99 under attack is over --max-p99-ms or any
-normal request fails.
+own, as a customer of the API would, and runs in a process of its own. Each stalled
+connection waits for the service's answer (a 408 after CHURN_BODY_TIMEOUT_S, or a 429 once
+the key has its share of unfinished bodies) and reconnects 0.1 s later. Fails if /predict's
+p99 under attack is over --max-p99-ms or any normal request fails.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import httpx
@@ -91,22 +94,45 @@ async def normal_load(
     return latencies, statuses
 
 
-async def phase(
+def attack(key: str, connections: int, stop: EventType, results: Queue[Counter[str]]) -> None:
+    """The attacker, in a process of its own as a real one would be: the measured client's
+    event loop never waits on the attacker's connections."""
+
+    async def run() -> Counter[str]:
+        stopped = asyncio.Event()
+        answers: Counter[str] = Counter()
+        stallers = [
+            asyncio.create_task(stall(PORT, key, stopped, answers)) for _ in range(connections)
+        ]
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        stopped.set()
+        for task in stallers:
+            task.cancel()
+        await asyncio.gather(*stallers, return_exceptions=True)
+        return answers
+
+    results.put(asyncio.run(run()))
+
+
+def phase(
     url: str, keys: tuple[str, str], record: dict[str, object], args: argparse.Namespace,
     connections: int,
 ) -> tuple[list[float], Counter[str], Counter[str]]:  # fmt: skip
-    stop = asyncio.Event()
-    answers: Counter[str] = Counter()
-    stallers = [
-        asyncio.create_task(stall(PORT, keys[1], stop, answers)) for _ in range(connections)
-    ]
-    if connections:
-        await asyncio.sleep(2)  # every stalled connection open before the measured load
-    latencies, statuses = await normal_load(url, keys[0], record, args.rate, args.seconds)
+    if not connections:
+        latencies, statuses = asyncio.run(
+            normal_load(url, keys[0], record, args.rate, args.seconds)
+        )
+        return latencies, statuses, Counter()
+    stop: EventType = multiprocessing.Event()
+    results: Queue[Counter[str]] = multiprocessing.Queue()
+    attacker = multiprocessing.Process(target=attack, args=(keys[1], connections, stop, results))
+    attacker.start()
+    time.sleep(2)  # every stalled connection open before the measured load
+    latencies, statuses = asyncio.run(normal_load(url, keys[0], record, args.rate, args.seconds))
     stop.set()
-    for task in stallers:
-        task.cancel()
-    await asyncio.gather(*stallers, return_exceptions=True)
+    answers = results.get(timeout=60)
+    attacker.join(30)
     return latencies, statuses, answers
 
 
@@ -140,9 +166,7 @@ def main() -> None:
         # Unmeasured: connections opened and the model warm before either phase.
         asyncio.run(normal_load(server.url, keys[0], record, args.rate, 5))
         for name, connections in (("alone", 0), (f"{args.connections} stalled", args.connections)):
-            latencies, statuses, answers = asyncio.run(
-                phase(server.url, keys, record, args, connections)
-            )
+            latencies, statuses, answers = phase(server.url, keys, record, args, connections)
             rows.append((name, latencies, statuses, answers))
     print(f"\n/predict at {args.rate:g} requests/s for {args.seconds:g} s, one customer each\n")
     print("| phase | sent | 200 | other | p50 ms | p99 ms | stalled connections answered |")

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from random import getrandbits
+from random import getrandbits, uniform
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
@@ -132,15 +132,17 @@ class PredictEndpoint:
 
         The body must come whole within `body_timeout_s` (else a 408), and only then does the
         request count as in flight, so clients that send their bodies slowly hold a connection
-        each, never a place of the requests being scored. Past `max_in_flight` requests the
-        answer is an immediate 503: when the worker's event loop is the bottleneck, requests
-        wait there, where the batcher's latency budget cannot see them, and the number in
-        flight is what bounds that wait.
+        each, never a place of the requests being scored. Each request draws its deadline
+        between 1 and 1.5 times `body_timeout_s`: bodies stalled together that all timed out
+        together would answer, and reconnect, in one burst that stalls the event loop.
+        Past `max_in_flight` requests the answer is an immediate 503: when the worker's event
+        loop is the bottleneck, requests wait there, where the batcher's latency budget cannot
+        see them, and the number in flight is what bounds that wait.
         """
         if self._batched is None:
             return Answer(503, error_body(NOT_READY))
         try:
-            async with asyncio.timeout(self.body_timeout_s):
+            async with asyncio.timeout(self.body_timeout_s * uniform(1.0, 1.5)):
                 body = await read_body(receive)
         except TimeoutError:
             message = BODY_TOO_SLOW.format(seconds=self.body_timeout_s)

@@ -275,3 +275,26 @@ def test_a_slow_body_gets_a_408_and_never_holds_a_place_in_flight() -> None:
     assert {answer.status for answer in stalled} == {408}
     assert b"did not arrive within 0.3 s" in stalled[0].body
     assert endpoint.in_flight == 0
+
+
+def test_bodies_stalled_together_do_not_time_out_together() -> None:
+    endpoint = PredictEndpoint(PredictRequest, 1000, 500, max_in_flight=1, body_timeout_s=0.2)
+    endpoint.bind(Scorer())
+
+    async def slow() -> Message:
+        await asyncio.sleep(60)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def timed() -> float:
+        answer = await endpoint.answer(slow)
+        assert answer is not None and answer.status == 408
+        return time.monotonic() - started
+
+    async def stall_all() -> list[float]:
+        return list(await asyncio.gather(*(timed() for _ in range(20))))
+
+    started = time.monotonic()
+    ended = asyncio.run(stall_all())
+    assert min(ended) >= 0.2  # no body gets less than the documented time
+    assert max(ended) < 0.2 * 1.5 + 0.5
+    assert max(ended) - min(ended) > 0.03  # 20 draws from [0.2, 0.3] s: spread about 0.09 s
