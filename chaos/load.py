@@ -66,18 +66,25 @@ class SteadyLoad:
 
     async def _one(self, client: httpx.AsyncClient, sequence: int) -> None:
         ids = tuple(f"{self._tag}-{sequence}-{index}" for index in range(self.per_request))
-        customers = [
-            {**self.records[(sequence * self.per_request + index) % len(self.records)],
-             "customerID": customer_id}
-            for index, customer_id in enumerate(ids)
-        ]  # fmt: skip
+        body = request_body(self.records, ids, sequence * self.per_request)
         sent_at = time.monotonic()
-        version = None
         try:
-            response = await client.post(f"{self.url}/predict", json={"customers": customers})
-            status = str(response.status_code)
-            if response.status_code == 200:
-                version = response.json()[0]["model_version"]
+            response = await client.post(f"{self.url}/predict", json=body)
         except httpx.HTTPError as error:
-            status = type(error).__name__
-        self.answers.append(Answer(sent_at, status, ids, version))
+            self.answers.append(Answer(sent_at, type(error).__name__, ids, None))
+            return
+        self.answers.append(answer_to(response, sent_at, ids))
+
+
+def request_body(records: list[dict[str, Any]], ids: tuple[str, ...], first: int) -> dict[str, Any]:
+    """A /predict body of the records from `first` on (wrapping round), one id each."""
+    customers = [
+        {**records[(first + index) % len(records)], "customerID": customer_id}
+        for index, customer_id in enumerate(ids)
+    ]
+    return {"customers": customers}
+
+
+def answer_to(response: httpx.Response, sent_at: float, ids: tuple[str, ...]) -> Answer:
+    version = response.json()[0]["model_version"] if response.status_code == 200 else None
+    return Answer(sent_at, str(response.status_code), ids, version)

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import psutil
-import psycopg
 
 from chaos.proxy import FaultProxy
+from loadtests.scratch_database import scratch_database
 from loadtests.servers import Target, bentoml_serve, mlflow_server, started
 
 TRAIN = {"CHURN_CATBOOST_ITERATIONS": "150", "CHURN_CANDIDATES": "catboost"}
@@ -63,18 +63,6 @@ class Stack:
         return done.stdout.strip()
 
 
-@contextmanager
-def database(admin_url: str, purpose: str) -> Iterator[str]:
-    name = f"churn_chaos_{purpose}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def through(proxy: FaultProxy, url: str) -> str:
     """`url` with its host and port replaced by the proxy's."""
     parts = urlsplit(url)
@@ -94,8 +82,8 @@ def stack(
 ) -> Iterator[Stack]:
     folder.mkdir(parents=True, exist_ok=True)
     with ExitStack() as exits:
-        history_db = exits.enter_context(database(postgres_admin, "history"))
-        keys_db = exits.enter_context(database(postgres_admin, "keys"))
+        history_db = exits.enter_context(scratch_database(postgres_admin, "churn_chaos_history"))
+        keys_db = exits.enter_context(scratch_database(postgres_admin, "churn_chaos_keys"))
         tracking = f"sqlite:///{folder / 'mlflow.db'}"
         direct = {
             "MLFLOW_TRACKING_URI": tracking,

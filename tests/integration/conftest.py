@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.scratch_database import scratch_database
 from loadtests.servers import wait_until_ready
 from training.data import Source
 from training.promote import promote_auto
@@ -126,15 +127,8 @@ def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty database for this test run, dropped afterwards."""
-    import psycopg
-
-    name = f"churn_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-        try:
-            yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(POSTGRES_ADMIN_URL, "churn_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -158,16 +158,17 @@ class RoundedTTLStorage:
         return self.clock[0] + max(round(ends - self.clock[0]), 0)
 
 
+def _two_workers_on_a_rounding_store(clock: list[float]) -> list[Limiter]:
+    storage = RoundedTTLStorage(clock)
+    return [Limiter(storage, timeout_s=1, clock=lambda: clock[0]) for _ in range(2)]  # type: ignore[arg-type]
+
+
 def test_a_per_second_limit_lets_through_traffic_under_it_when_the_store_rounds_its_expiry() -> (
     None
 ):
     """Two workers at 400 customers/s against 1000/second, for 5 s: none refused."""
     clock = [1000.0]
-    storage = RoundedTTLStorage(clock)
-    workers = [
-        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
-        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
-    ]
+    workers = _two_workers_on_a_rounding_store(clock)
     per_second = limits.parse("1000/second")
 
     async def run() -> list[bool]:
@@ -185,11 +186,7 @@ def test_a_per_second_limit_still_holds_when_the_store_rounds_its_expiry() -> No
     """Two workers offering 4,000 customers/s against 1000/second: each second lets through
     at most the limit plus one lease (a fiftieth) per worker."""
     clock = [1000.0]
-    storage = RoundedTTLStorage(clock)
-    workers = [
-        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
-        Limiter(storage, timeout_s=1, clock=lambda: clock[0]),  # type: ignore[arg-type]
-    ]
+    workers = _two_workers_on_a_rounding_store(clock)
     per_second = limits.parse("1000/second")
 
     async def run() -> dict[int, int]:
