@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.__main__ import main
+from chaos.command import main
 from chaos.faults import faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
