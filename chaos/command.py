@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from chaos.load import SteadyLoad
 from chaos.report import table
 from chaos.stack import stack
 from chaos.suite import run_fault
+from loadtests.servers import free_port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [f for f in faults() if not args.only or any(o in f.name for o in args.only)]
     outcomes = []
     shutil.rmtree(args.folder, ignore_errors=True)
-    with stack(args.data, args.folder, postgres, redis, _free_port()) as system:
+    with stack(args.data, args.folder, postgres, redis, free_port()) as system:
         load = SteadyLoad(system.url, system.key, system.records, args.rate, args.per_request)
         for number, fault in enumerate(chosen):
             outcome = run_fault(
@@ -59,9 +59,3 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report + "\n")
     return 1 if any(outcome.failures for outcome in outcomes) else 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -22,7 +22,7 @@ import psutil
 
 from chaos.proxy import FaultProxy
 from loadtests.scratch_database import scratch_database
-from loadtests.servers import Target, bentoml_serve, mlflow_server, started
+from loadtests.servers import Target, bentoml_serve, free_port, mlflow_server, started
 
 TRAIN = {"CHURN_CATBOOST_ITERATIONS": "150", "CHURN_CANDIDATES": "catboost"}
 KEY_CACHE_S = 5
@@ -95,7 +95,7 @@ def stack(
             **TRAIN,
         }
         versions = _two_versions(data, direct)
-        registry_port = _free_port()
+        registry_port = free_port()
         exits.enter_context(
             started(
                 Target(
@@ -181,11 +181,3 @@ def _run(env: dict[str, str], *command: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"python -m {' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return done.stdout.strip()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

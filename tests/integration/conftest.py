@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.scratch_database import scratch_database
-from loadtests.servers import wait_until_ready
+from loadtests.servers import free_port, wait_until_ready
 from training.data import Source
 from training.promote import promote_auto
 from training.settings import TrainingSettings
@@ -32,12 +31,6 @@ KAFKA_BOOTSTRAP = os.environ.get("CHURN_TEST_KAFKA", "127.0.0.1:9092")
 MLFLOW_ADMIN = ("admin", f"test-{uuid.uuid4().hex}")
 # Few trees keep the suite quick; early stopping still runs.
 FAST = {"catboost_iterations": 150, "min_rows": 200}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -57,16 +50,18 @@ class Serving:
 
 
 @contextmanager
-def bentoml_serve(env: dict[str, str], log: Path) -> Iterator[Serving]:
+def bentoml_serve(env: dict[str, str], log: Path, ready: bool = True) -> Iterator[Serving]:
     """`bentoml serve .` with `env` (its CHURN_PORT) until the block ends, ready when it is
-    entered; its output in `log`. Every served test starts the service here."""
+    entered unless `ready` is False; its output in `log`. Every served test starts the service
+    here."""
     url = f"http://127.0.0.1:{env['CHURN_PORT']}"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [str(BIN / "bentoml"), "serve", "."], cwd=ROOT, env=env, stdout=output, stderr=output
         )
         try:
-            wait_until_ready(f"{url}/readyz", process)
+            if ready:
+                wait_until_ready(f"{url}/readyz", process)
             yield Serving(url, process, log)
         finally:
             stop(process)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from loadtests.metrics_page import metric_total
+from loadtests.servers import free_port
 from serving.access.key_cache import MISS_REFRESH_S
 from serving.access.key_store import KeyStore
 from tests.integration.conftest import (
@@ -27,7 +28,6 @@ from tests.integration.conftest import (
     ROOT,
     Champion,
     bentoml_serve,
-    free_port,
     fresh_postgres_database,
     run_checked,
 )

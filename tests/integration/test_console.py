@@ -19,15 +19,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.conftest import (
-    BIN,
-    REDIS_URL,
-    ROOT,
-    Champion,
-    bentoml_serve,
-    free_port,
-    run_checked,
-)
+from loadtests.servers import free_port
+from tests.integration.conftest import BIN, REDIS_URL, ROOT, Champion, bentoml_serve, run_checked
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 SCREENSHOTS = ROOT / "reports" / "ui"

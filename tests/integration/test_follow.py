@@ -26,6 +26,7 @@ import redis
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
 from loadtests.metrics_page import metric_total, series
+from loadtests.servers import free_port
 from serving.model.declared import api_of
 from serving.model.follow import Follower, FollowSettings, LoadedVersion
 from tests.integration.conftest import (
@@ -34,7 +35,6 @@ from tests.integration.conftest import (
     ROOT,
     Champion,
     bentoml_serve,
-    free_port,
     quick_settings,
     run_checked,
     stop,

@@ -24,11 +24,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.playbook import NO_ACTION
 from loadtests.metrics_page import metric_total
+from loadtests.servers import free_port
 from tests.integration.conftest import (
     BIN,
     Champion,
     bentoml_serve,
-    free_port,
     fresh_postgres_database,
     run_checked,
 )

@@ -22,9 +22,9 @@ import pytest
 
 from history.settings import HistorySettings
 from history.store import History
-from loadtests.servers import wait_until_ready
+from loadtests.servers import free_port, wait_until_ready
 from monitoring.dashboard import STREAM_METRIC, queries
-from tests.integration.conftest import BIN, ROOT, Champion, bentoml_serve, free_port, stop
+from tests.integration.conftest import BIN, ROOT, Champion, bentoml_serve, stop
 from training.realised import Realised
 from training.realised_report import Report, store_in_history
 

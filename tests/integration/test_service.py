@@ -30,14 +30,8 @@ from schemathesis import GenerationMode
 from loadtests.gate import read_summary
 from loadtests.headless import locust_command
 from loadtests.metrics_page import series, total
-from tests.integration.conftest import (
-    BIN,
-    ROOT,
-    Champion,
-    bentoml_serve,
-    free_port,
-    run_checked,
-)
+from loadtests.servers import free_port
+from tests.integration.conftest import BIN, ROOT, Champion, bentoml_serve, run_checked
 
 pytestmark = pytest.mark.integration
 WORKERS = 2

@@ -25,13 +25,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from loadtests.metrics_page import series
+from loadtests.servers import free_port
 from monitoring.dashboard import STREAM_METRIC, queries
 from tests.integration.conftest import (
     BIN,
     KAFKA_BOOTSTRAP,
     ROOT,
     Champion,
-    free_port,
     fresh_postgres_database,
     stop,
 )

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from loadtests.servers import wait_until_ready
+from loadtests.servers import free_port, wait_until_ready
 from serving.model.follow import CHANNEL as FOLLOW_CHANNEL
-from tests.integration.conftest import BIN, MLFLOW_ADMIN, REDIS_URL, ROOT, free_port, stop
+from tests.integration.conftest import BIN, MLFLOW_ADMIN, REDIS_URL, ROOT, stop
 from webhook.signature import sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
