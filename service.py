@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -22,11 +23,13 @@ from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from churn.errors import UserError
 from churn.explain import Reason
 from churn.model import ChurnModel
+from cli.runner import settings_errors
 from console.file_jobs import FileJobs
 from console.pages import Backend as ConsoleBackend
 from console.pages import Console
@@ -52,9 +55,10 @@ from serving.http.fast_predict import FastPredict, PredictEndpoint
 from serving.http.file_tasks import FileTaskError, FileTasks, task_result
 from serving.http.gate import gated
 from serving.model.answers import customer_id, decide
+from serving.model.challenger import Challenger
 from serving.model.champion import champion_version
 from serving.model.declared import declared_api
-from serving.model.follow import Follower, FollowSettings, LoadedVersion
+from serving.model.follow import Follower, FollowMetrics, FollowSettings, LoadedVersion
 from serving.model.readiness import can_score
 from serving.model.schema import Explanation, Prediction, customer_columns
 from serving.model.served import Served, ServedModel, bento_version_tags
@@ -63,7 +67,10 @@ from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 HISTORY_OFF = "Prediction history is off (CHURN_HISTORY_ENABLED=false)."
-SETTINGS = ServingSettings()
+try:
+    SETTINGS = ServingSettings()
+except ValidationError as error:  # a bad CHURN_* variable: its name and what is wrong, no traceback
+    raise SystemExit("; ".join(settings_errors(error))) from None
 REQUEST_TIMEOUT_S = 30
 SCORING_PATHS = frozenset({"/predict", "/explain"})
 CHAMPION = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
@@ -163,8 +170,11 @@ class ChurnService:
         self._bind_console()
         self.served_model.on_swap(lambda old, new: self._bind_console())
         if settings.follow_alias:
-            self.follower = self._follower()
+            self.follower = self._follower(settings.model_alias, self._swap)
             self.follower.start()
+        self.challenger = self.challenger_follower = None
+        if settings.challenger_mode != "off":
+            self.challenger, self.challenger_follower = self._challenger(settings)
         # Everything loaded so far lives as long as the worker; a full collection that walks it
         # all would stall every request in flight.
         gc.collect()
@@ -224,25 +234,63 @@ class ChurnService:
             access.keys if access else None, pepper, Sessions(console_secret(ui_secret, pepper))
         )
 
-    def _follower(self) -> Follower:
+    def _follower(
+        self,
+        alias: str,
+        swap: Callable[[LoadedVersion], None],
+        serving_version: Callable[[], str] | None = None,
+        check_at_start: bool = False,
+        counted: FollowMetrics | None = None,
+    ) -> Follower:
+        """A follower of `alias` that hands each sound new version to `swap`."""
         settings = SETTINGS
         return Follower(
             FollowSettings(
                 settings.model_name,
-                settings.model_alias,
+                alias,
                 settings.tracking_uri,
                 settings.follow_poll_s,
                 settings.follow_stagger_s,
                 settings.follow_broadcast,
                 bentoml.server_context.worker_index or 1,
-                self.file_tasks.folder.parent / "churn-followed-models",
+                self.file_tasks.folder.parent / f"churn-followed-models-{alias}",
+                check_at_start,
             ),
-            lambda: self.served_model.current.version,
+            serving_version or (lambda: self.served_model.current.version),
             API.inputs,
             API.customer,
             API.example,
-            self._swap,
+            swap,
+            counted,
         )
+
+    def _challenger(self, settings: ServingSettings) -> tuple[Challenger, Follower]:
+        """The challenger, and the follower that loads it from its alias and keeps it current."""
+        assert settings.challenger_alias is not None and settings.challenger_mode != "off"
+        challenger = Challenger(
+            settings.challenger_mode,
+            settings.challenger_share,
+            settings.challenger_salt,
+            settings.challenger_queue_customers,
+            self.recorder.record if self.recorder else None,
+        )
+        challenger.start()
+
+        def version() -> str:
+            return challenger.current.version if challenger.current else ""
+
+        def swap(loaded: LoadedVersion) -> None:
+            challenger.serve(self._served_from(loaded))
+            metrics.record_challenger_version(loaded.version)
+            log.info("Challenger: now scoring with version %s (%s)", loaded.version,
+                     settings.challenger_mode)  # fmt: skip
+
+        follower = self._follower(
+            settings.challenger_alias, swap, version, check_at_start=True,
+            counted=FollowMetrics(metrics.count_challenger_reload, lambda noticed, seconds: None),
+        )  # fmt: skip
+        follower.start()
+        return challenger, follower
 
     def _bind_console(self) -> None:
         served = self.served_model.current
@@ -277,13 +325,15 @@ class ChurnService:
     def _swap(self, loaded: LoadedVersion) -> None:
         """Serve the version follow mode loaded, from the next batch on."""
         old = self.served_model.current
-        self.served_model.swap(
-            Served.of(
-                loaded.model, old.name, loaded.version, loaded.run_id, loaded.description,
-                loaded.tags, loaded.model_dir, f"models:/{old.name}/{loaded.version}",
-            )
-        )  # fmt: skip
+        self.served_model.swap(self._served_from(loaded))
         log.info("Now serving %s version %s (was %s)", old.name, loaded.version, old.version)
+
+    def _served_from(self, loaded: LoadedVersion) -> Served:
+        name = self.served_model.current.name
+        return Served.of(
+            loaded.model, name, loaded.version, loaded.run_id, loaded.description,
+            loaded.tags, loaded.model_dir, f"models:/{name}/{loaded.version}",
+        )  # fmt: skip
 
     def _count_drift_of(self, old: Served, new: Served) -> None:
         """The history's drift counts go to the version now served."""
@@ -315,8 +365,11 @@ class ChurnService:
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def _write_remaining_history(self) -> None:
-        if self.follower is not None:
-            self.follower.close()
+        for follower in (self.follower, self.challenger_follower):
+            if follower is not None:
+                follower.close()
+        if self.challenger is not None:
+            self.challenger.close()
         if self.monitor is not None:
             self.monitor.close()
         if self.recorder is not None:
@@ -345,8 +398,18 @@ class ChurnService:
         in the history; `clients` and `request_ids` say who sent each customer in which
         request."""
         served = served or self.served_model.current  # read once: one version for the batch
+        challenger = self.challenger
+        rival = challenger.current if challenger is not None else None
+        if rival is not None and challenger is not None and challenger.mode == "canary":
+            canary = challenger.canary(served, rival, customers, clients, request_ids)
+            if self.recorder is not None:
+                for record in canary.records:
+                    self.recorder.record(record)
+            return canary.answers
         predictions, decisions = decide(served, customers)
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
+        if rival is not None and challenger is not None:
+            challenger.shadow(customers, clients, request_ids, predictions)
         if self.recorder is not None:
             self.recorder.record(
                 ScoredBatch(

@@ -25,10 +25,18 @@ def run(app: typer.Typer) -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except ValidationError as exc:  # a setting read from the environment
-        prefix = ENV_PREFIXES.get(exc.title, "CHURN_")
-        for error in exc.errors(include_url=False):
-            message = error["msg"].removeprefix("Value error, ")
-            if error["loc"]:
-                message = f"{prefix}{str(error['loc'][0]).upper()}: {message}"
+        for message in settings_errors(exc):
             typer.echo(f"error: {message}", err=True)
         sys.exit(2)
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """What is wrong with each bad setting, naming its environment variable."""
+    prefix = ENV_PREFIXES.get(exc.title, "CHURN_")
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            message = f"{prefix}{str(error['loc'][0]).upper()}: {message}"
+        lines.append(message)
+    return lines

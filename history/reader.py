@@ -18,14 +18,14 @@ CUSTOMER_HISTORY = """
 SELECT scored_at, model_name, model_version, churn_probability, churn, risk_tier, decile,
        segment, action, expected_value, reasons, source, request_id, client
 FROM predictions
-WHERE customer_id = :customer_id {before}
+WHERE customer_id = :customer_id AND NOT shadow {before}
 ORDER BY scored_at DESC
 LIMIT :limit
 """
 SUMMARY = """
 SELECT {day} AS day, model_version, risk_tier, segment, action, count(*) AS scored
 FROM predictions
-WHERE scored_at >= :since AND scored_at < :until
+WHERE scored_at >= :since AND scored_at < :until AND NOT shadow
 GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1
 """
@@ -174,7 +174,7 @@ WITH ranked AS (
            customer_value, model_version,
            row_number() OVER (PARTITION BY customer_id ORDER BY scored_at DESC) AS newest
     FROM predictions
-    WHERE customer_id IS NOT NULL AND scored_at >= :lookback
+    WHERE customer_id IS NOT NULL AND scored_at >= :lookback AND NOT shadow
 )
 """
 NEWLY_HIGH = (

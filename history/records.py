@@ -17,11 +17,13 @@ from pydantic import BaseModel
 from history.customer_ids import CustomerIds
 
 Source = Literal["api", "file", "batch", "stream"]
+# Which of the two served versions scored a row.
+Role = Literal["champion", "challenger"]
 
 COLUMNS = (
     "scored_at", "request_id", "client", "source", "customer_id", "model_name", "model_version",
     "churn_probability", "churn", "risk_tier", "decile", "segment", "action", "expected_value",
-    "customer_value", "reasons", "features",
+    "customer_value", "reasons", "features", "role", "shadow",
 )  # fmt: skip
 # A row's values in COLUMNS order; reasons and features are plain lists and dicts (or None).
 Row = tuple[Any, ...]
@@ -43,6 +45,10 @@ class ScoredBatch:
     reasons: Sequence[list[str] | None] | None = None
     # What keeping each customer is worth, when known.
     customer_values: Sequence[float | None] | None = None
+    role: Role = "champion"
+    # Recorded only, not answered: the challenger in shadow mode, or the champion's decision
+    # for a customer the canary answered.
+    shadow: bool = False
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -79,6 +85,8 @@ def rows_of(batch: ScoredBatch, ids: CustomerIds, feature_sample: float) -> list
                 value,
                 customer_reasons,
                 _features(customer) if keep_features else None,
+                batch.role,
+                batch.shadow,
             )
         )
     return rows

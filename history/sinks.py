@@ -22,6 +22,7 @@ COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = (
     "timestamptz", "text", "text", "text", "text", "text", "text",
     "float8", "bool", "text", "int2", "text", "text", "float8", "float8", "jsonb", "jsonb",
+    "text", "bool",
 )  # fmt: skip
 # A batch is written in well under a second; one that takes this long is a database that hangs,
 # and the writer retries it with back-off while new rows wait in its buffer.
@@ -29,6 +30,7 @@ WRITE_TIMEOUT_S = 60
 # The writer shares a worker's GIL with its event loop: it lets go this often, so a request
 # never waits behind a whole batch being written.
 ROWS_PER_GIL_HOLD = 200
+REASONS, FEATURES = COLUMNS.index("reasons"), COLUMNS.index("features")
 INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 ADD_COUNTS = (
     "INSERT INTO drift_counts (bucket, model_version, feature, bin, rows) VALUES ({marks}) "
@@ -142,13 +144,14 @@ class PostgresSink:
 
 
 def _jsonb(row: Row) -> Row:
-    reasons, features = row[-2], row[-1]
+    reasons, features = row[REASONS], row[FEATURES]
     if reasons is None and features is None:
         return row
     return (
-        *row[:-2],
+        *row[:REASONS],
         None if reasons is None else Jsonb(reasons),
         None if features is None else Jsonb(features),
+        *row[FEATURES + 1 :],
     )
 
 
@@ -189,10 +192,11 @@ class SqliteSink:
 
 
 def _sqlite_row(row: Row) -> Row:
-    reasons, features = row[-2], row[-1]
+    reasons, features = row[REASONS], row[FEATURES]
     return (
         sqlite_time(row[0]),
-        *row[1:-2],
+        *row[1:REASONS],
         None if reasons is None else json.dumps(reasons),
         None if features is None else json.dumps(features),
+        *row[FEATURES + 1 :],
     )

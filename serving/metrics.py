@@ -118,6 +118,35 @@ MODEL_RELOADS = bentoml.metrics.Counter(
     "artifact store could not be read; tried again at the next poll).",
     labelnames=["result"],
 )
+CHALLENGER_RELOADS = bentoml.metrics.Counter(
+    name="churn_challenger_reload",
+    documentation="Versions the challenger alias pointed at, by what became of them (the results "
+    "of churn_model_reload).",
+    labelnames=["result"],
+)
+CHALLENGER_VERSION = bentoml.metrics.Gauge(
+    name="churn_challenger_version",
+    documentation="The challenger version this worker scores with (0: none loaded yet).",
+    multiprocess_mode="max",
+)
+CHALLENGER_PREDICTIONS = bentoml.metrics.Counter(
+    name="churn_challenger_predictions",
+    documentation="Customers the challenger scored, by mode: shadow (recorded only) or canary "
+    "(answered).",
+    labelnames=["mode"],
+)
+CHALLENGER_DROPPED = bentoml.metrics.Counter(
+    name="churn_challenger_dropped",
+    documentation="Customers the shadow challenger did not score because its queue was full or "
+    "its batch failed; the champion answered them all.",
+)
+CHALLENGER_AGREEMENT = bentoml.metrics.Gauge(
+    name="churn_challenger_agreement",
+    documentation="Share of the latest customers scored by both versions on which the challenger "
+    "agrees with the champion, by what: risk_tier or action.",
+    labelnames=["what"],
+    multiprocess_mode="livemin",
+)
 SWAP_SECONDS = bentoml.metrics.Histogram(
     name="churn_model_swap_seconds",
     documentation="Follow mode: from the alias moving in the registry to this worker serving "
@@ -289,3 +318,25 @@ def _batch_sizes_of(service_name: str, method: str, max_batch_size: int) -> Any:
         service_version=bentoml.server_context.bento_version,
         service_name=bentoml.server_context.bento_name,
     )
+
+
+def count_challenger_reload(result: str) -> None:
+    CHALLENGER_RELOADS.labels(result=result).inc()
+
+
+def record_challenger_version(version: str) -> None:
+    if version.isdigit():
+        CHALLENGER_VERSION.set(int(version))
+
+
+def count_challenger_predictions(mode: str, customers: int) -> None:
+    CHALLENGER_PREDICTIONS.labels(mode=mode).inc(customers)
+
+
+def count_challenger_dropped(customers: int) -> None:
+    CHALLENGER_DROPPED.inc(customers)
+
+
+def record_challenger_agreement(same_tier: float, same_action: float) -> None:
+    CHALLENGER_AGREEMENT.labels(what="risk_tier").set(same_tier)
+    CHALLENGER_AGREEMENT.labels(what="action").set(same_action)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    model_validator,
+)
 
 from history.settings import HistorySettings
 from monitoring.settings import DriftSettings
@@ -91,3 +98,23 @@ class ServingSettings(RegistrySettings):
     follow_broadcast: str | None = None
     # Where the console links a model version to (the MLflow UI); empty for no link.
     mlflow_ui_url: str | None = "http://localhost:5000"
+    # Champion and challenger (serving/model/challenger.py): the version a second alias points
+    # at scores beside the champion, followed as the champion is. "shadow": it scores the same
+    # customers off the request path and its decisions are only recorded; "canary": it answers
+    # a share of customers, picked by a salted hash of the customer id, so each keeps its arm.
+    challenger_alias: str | None = None
+    challenger_mode: Literal["off", "shadow", "canary"] = "off"
+    challenger_share: float = Field(default=1.0, ge=0, le=1)
+    challenger_salt: str = "churn-challenger"
+    # Customers waiting for the shadow challenger in one worker; past it new ones are dropped,
+    # and counted, so a slow challenger never holds the champion back.
+    challenger_queue_customers: PositiveInt = 20_000
+
+    @model_validator(mode="after")
+    def _challenger_has_an_alias(self) -> Self:
+        if self.challenger_mode != "off" and not self.challenger_alias:
+            raise ValueError(
+                f"CHURN_CHALLENGER_MODE={self.challenger_mode} needs CHURN_CHALLENGER_ALIAS, the "
+                "registry alias of the challenger (for example: challenger)"
+            )
+        return self

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from churn.model import Decisions
+from history.records import Role
 from serving.model.schema import customer_features
 from serving.model.served import Served
 
 
-def decide(served: Served, customers: Sequence[Any]) -> tuple[list[dict[str, Any]], Decisions]:
-    """Each validated customer's answer, in order, all by `served`, and the decisions behind
-    them (for metrics and the history)."""
+def decide(
+    served: Served, customers: Sequence[Any], role: Role = "champion"
+) -> tuple[list[dict[str, Any]], Decisions]:
+    """Each validated customer's answer, in order, all by `served` in `role`, and the decisions
+    behind them (for metrics and the history)."""
     decisions = served.model.decide_prepared(customer_features(served.model.spec, customers))
     # Whole columns to Python values at once: numpy scalars one by one cost more.
     columns = zip(
@@ -40,6 +43,7 @@ def decide(served: Served, customers: Sequence[Any]) -> tuple[list[dict[str, Any
             "action": action,
             "expected_value": round(value, 2),
             "model_version": served.version,
+            "role": role,
         }
         for customer, probability, churn, tier, decile, segment_id, segment, action, value in (
             columns

@@ -88,6 +88,17 @@ class FollowSettings:
     broadcast_url: str | None
     worker_index: int
     folder: Path
+    # Look at the alias as soon as the follower starts, not a poll later (the challenger, which
+    # nothing loaded before).
+    check_at_start: bool = False
+
+
+@dataclass(frozen=True)
+class FollowMetrics:
+    """Where a follower counts what became of each version, and how long swaps took."""
+
+    reloaded: Callable[[str], None] = metrics.count_model_reload
+    swapped: Callable[[Notice, float], None] = metrics.observe_swap
 
 
 class Follower:
@@ -99,8 +110,10 @@ class Follower:
         customer_model: type[BaseModel],
         example: dict[str, Any],
         swap: Callable[[LoadedVersion], None],
+        counted: FollowMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.counted = counted or FollowMetrics()
         self.serving_version = serving_version
         self.request_inputs = request_inputs
         self.customer_model = customer_model
@@ -113,6 +126,7 @@ class Follower:
         self._pushed_at: float | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._said_unset = False
 
     def start(self) -> None:
         self._connect()
@@ -130,6 +144,8 @@ class Follower:
             thread.join(5)
 
     def _run(self) -> None:
+        if self.settings.check_at_start:
+            self.check("poll")
         while not self._stop.is_set():
             pushed = self._wake.wait(self.settings.poll_seconds * random.uniform(0.8, 1.2))
             if self._stop.is_set():
@@ -143,11 +159,16 @@ class Follower:
             found = champion(self.client, self.settings.model_name, self.settings.alias)
         except Exception as error:
             # The registry's fault, as a failed download is: counted alike, tried at the next poll.
-            metrics.count_model_reload("download_failed")
+            self.counted.reloaded("download_failed")
             log.warning("Follow: cannot read %s: %s", self._alias(), _first_line(error))
             return None
         if found is None:
+            if not self._said_unset:
+                log.warning("Follow: %s is not set; looking again every %g s", self._alias(),
+                            self.settings.poll_seconds)  # fmt: skip
+                self._said_unset = True
             return None
+        self._said_unset = False
         version, serving = str(found.version), self.serving_version()
         if version == serving or version == self.refused:
             if version == serving:
@@ -158,20 +179,21 @@ class Follower:
         try:
             loaded = self.load(version, noticed, noticed_by)
         except (MlflowException, DownloadError) as error:
-            metrics.count_model_reload("download_failed")
+            self.counted.reloaded("download_failed")
             log.warning("Follow: cannot read version %s from the registry yet (trying again "
                         "at the next poll): %s", version, _first_line(error))  # fmt: skip
             return None
         except RefusedError as refusal:
             self.refused = version
-            metrics.count_model_reload(refusal.result)
-            log.error("Follow: not serving %s version %s (%s): %s", self.settings.model_name,
-                      version, refusal.result, refusal)  # fmt: skip
+            self.counted.reloaded(refusal.result)
+            log.error("Follow: not serving %s version %s as %s (%s): %s",
+                      self.settings.model_name, version, self.settings.alias, refusal.result,
+                      refusal)  # fmt: skip
             return None
         self.swap(loaded)
         self.refused = None
-        metrics.count_model_reload("swapped")
-        metrics.observe_swap(noticed_by, time.time() - loaded.changed_at)
+        self.counted.reloaded("swapped")
+        self.counted.swapped(noticed_by, time.time() - loaded.changed_at)
         return loaded
 
     def load(self, version: str, noticed: float, noticed_by: Notice) -> LoadedVersion:

@@ -34,6 +34,9 @@ class Prediction(BaseModel):
     action: str = Field(description='The retention action worth most, or "no action".')
     expected_value: float = Field(description="p(churn) x customer value x acceptance - cost.")
     model_version: str
+    role: Literal["champion", "challenger"] = Field(
+        default="champion", description="Which version answered: the challenger in a canary."
+    )
 
 
 class Explanation(BaseModel):

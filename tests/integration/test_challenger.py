@@ -1,0 +1,167 @@
+"""Champion and challenger on live traffic: `bentoml serve` with 2 workers, a registry with a
+champion (CatBoost) and a challenger (logistic regression), in shadow mode, then canary mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from loadtests.metrics_page import metric_total
+from loadtests.servers import free_port
+from registry.client import connect, set_alias
+from tests.integration.conftest import (
+    BIN,
+    Serving,
+    bentoml_serve,
+    quick_settings,
+    run_checked,
+    train_quickly,
+)
+from training.promote import promote_version
+
+pytestmark = pytest.mark.integration
+CUSTOMERS = 60
+PER_REQUEST = 6
+CANARY_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class Registry:
+    env: dict[str, str]
+    champion: str
+    challenger: str
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Registry:
+    folder = tmp_path_factory.mktemp("challenger")
+    tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
+    champion = train_quickly(quick_settings(tracking_uri, folder / "artifacts"), customers_csv)
+    settings = quick_settings(tracking_uri, folder / "artifacts")
+    promote_version(champion.version, settings)
+    rival_settings = quick_settings(
+        tracking_uri, folder / "artifacts", candidates=("logistic_regression",)
+    )
+    challenger = train_quickly(rival_settings, customers_csv)
+    set_alias(connect(settings), settings.model_name, "challenger", challenger.version)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "BENTOML_HOME": str(folder / "bento"),
+        "CHURN_WORKERS": "2",
+        "CHURN_FOLLOW_STAGGER_S": "0",
+        "CHURN_CHALLENGER_ALIAS": "challenger",
+    }
+    run_checked([str(BIN / "python"), "-m", "serving", "import-champion"], env)
+    return Registry(env, champion.version, challenger.version)
+
+
+@contextmanager
+def served(registry: Registry, folder: Path, mode: str, **settings: str) -> Iterator[Serving]:
+    """The service in `mode` once both workers score with the challenger; its history is
+    complete once the block has ended (the service writes the rest when it stops)."""
+    env = {
+        **registry.env,
+        "CHURN_PORT": str(free_port()),
+        "CHURN_CHALLENGER_MODE": mode,
+        "CHURN_HISTORY_URL": f"sqlite:///{folder / 'history.db'}",
+        **settings,
+    }
+    with bentoml_serve(env, folder / "serve.log") as serving:
+        deadline = time.monotonic() + 120
+        while metric_total(serving.url, "churn_challenger_reload_total", result="swapped") < 2:
+            assert time.monotonic() < deadline, serving.log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield serving
+
+
+def _records(customers: pd.DataFrame) -> list[dict[str, object]]:
+    frame = customers.drop(columns=["Churn"]).head(CUSTOMERS)
+    return list(json.loads(frame.to_json(orient="records")))
+
+
+def _predict(serving: Serving, records: list[dict[str, object]]) -> list[dict[str, object]]:
+    answers = []
+    for start in range(0, len(records), PER_REQUEST):
+        body = {"customers": records[start : start + PER_REQUEST]}
+        response = httpx.post(f"{serving.url}/predict", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        answers += response.json()
+    return answers
+
+
+def _rows(folder: Path) -> dict[str, list[tuple[str, bool, str]]]:
+    """Each customer's history rows: (role, shadow, model version)."""
+    engine = sa.create_engine(f"sqlite:///{folder / 'history.db'}")
+    query = "SELECT customer_id, role, shadow, model_version FROM predictions"
+    rows: dict[str, list[tuple[str, bool, str]]] = defaultdict(list)
+    with engine.connect() as connection:
+        for customer, role, shadow, version in connection.execute(sa.text(query)):
+            rows[customer].append((role, bool(shadow), version))
+    engine.dispose()
+    return rows
+
+
+def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
+    registry: Registry, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    records = _records(customers)
+    with served(registry, tmp_path, "shadow") as serving:
+        answers = _predict(serving, records)
+        deadline = time.monotonic() + 30
+        scored = "churn_challenger_predictions_total"
+        while metric_total(serving.url, scored, mode="shadow") < CUSTOMERS:
+            assert time.monotonic() < deadline, "the shadow challenger did not score them all"
+            time.sleep(0.2)
+        assert metric_total(serving.url, scored, mode="shadow") == CUSTOMERS
+        assert metric_total(serving.url, "churn_challenger_dropped_total") == 0
+
+    assert {(a["role"], a["model_version"]) for a in answers} == {("champion", registry.champion)}
+    rows = _rows(tmp_path)
+    assert set(rows) == {str(record["customerID"]) for record in records}
+    for customer, recorded in rows.items():
+        assert sorted(recorded) == [
+            ("challenger", True, registry.challenger),
+            ("champion", False, registry.champion),
+        ], customer
+
+
+def test_in_canary_mode_each_customer_keeps_its_arm_and_both_arms_are_recorded(
+    registry: Registry, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    records = _records(customers)
+    rounds = 10
+    arms: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    with served(registry, tmp_path, "canary", CHURN_CHALLENGER_SHARE=str(CANARY_SHARE)) as serving:
+        for round_ in range(rounds):
+            # Each round groups the customers into requests differently.
+            shuffled = records[round_:] + records[:round_]
+            for answer in _predict(serving, shuffled):
+                arms[str(answer["customer_id"])].add((answer["role"], answer["model_version"]))
+
+    assert all(len(answered) == 1 for answered in arms.values()), arms
+    canary = {
+        c for c, answered in arms.items() if answered == {("challenger", registry.challenger)}
+    }
+    champion = {c for c, answered in arms.items() if answered == {("champion", registry.champion)}}
+    assert canary and champion and len(canary) + len(champion) == CUSTOMERS
+    rows = _rows(tmp_path)
+    for customer in canary:
+        assert (
+            sorted(rows[customer])
+            == [("challenger", False, registry.challenger)] * rounds
+            + [("champion", True, registry.champion)] * rounds
+        ), customer
+    for customer in champion:
+        assert rows[customer] == [("champion", False, registry.champion)] * rounds, customer
