@@ -520,6 +520,36 @@ class ChurnService:
         days = self.history.summary(first, end)
         return JSONResponse({"since": str(first), "until": str(last), "days": days})
 
+    @http_routes.get("/challenger")
+    def challenger_comparison(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Response:
+        """The challenger beside the champion on the customers both scored, by segment, from
+        `since` (default: 7 days before `until`) to `until` (default: now): the share with the
+        same risk tier and action, the correlation of their probabilities, and the difference
+        in expected profit per customer."""
+        if self.history is None:
+            return JSONResponse({"error": HISTORY_OFF}, 404)
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and not within_range(moment):
+                error = f"{name}: {moment.isoformat()} is outside the years 1 to 9999 in UTC."
+                return JSONResponse({"error": error}, 400)
+        last = until or datetime.now(UTC)
+        try:
+            first = since or last - timedelta(days=7)
+        except OverflowError:
+            return JSONResponse({"error": f"until: {last} is too early for a 7-day window."}, 400)
+        current = self.challenger.current if self.challenger else None
+        return JSONResponse(
+            {
+                "since": first.isoformat(),
+                "until": last.isoformat(),
+                "mode": SETTINGS.challenger_mode,
+                "challenger_version": current.version if current else None,
+                "agreement": [row.as_dict() for row in self.history.agreement(first, last)],
+            }
+        )
+
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:
         """Name, version, run id, test metrics, threshold and feature schema of the served model."""

@@ -64,7 +64,7 @@ def customer_history(
     as_stored = customer_id if stored else ids.stored(customer_id)
     params: dict[str, Any] = {"customer_id": as_stored, "limit": limit + 1}
     if before is not None:
-        params["before"] = _bound(engine, before)
+        params["before"] = bound(engine, before)
     sql = CUSTOMER_HISTORY.format(before="" if before is None else "AND scored_at < :before")
     with engine.connect() as connection:
         rows = connection.execute(sa.text(sql), params).mappings().all()
@@ -82,8 +82,8 @@ def summary(engine: sa.Engine, since: date, until: date) -> list[dict[str, Any]]
         else "substr(scored_at, 1, 10)"
     )
     params = {
-        "since": _bound(engine, datetime.combine(since, time(), UTC)),
-        "until": _bound(engine, datetime.combine(until, time(), UTC)),
+        "since": bound(engine, datetime.combine(since, time(), UTC)),
+        "until": bound(engine, datetime.combine(until, time(), UTC)),
     }
     with engine.connect() as connection:
         rows = connection.execute(sa.text(SUMMARY.format(day=day)), params).mappings().all()
@@ -115,7 +115,8 @@ def within_range(moment: datetime) -> bool:
     return True
 
 
-def _bound(engine: sa.Engine, moment: datetime) -> datetime | str:
+def bound(engine: sa.Engine, moment: datetime) -> datetime | str:
+    """`moment` as the history's time columns compare (a naive time is UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment if is_postgres(engine) else sqlite_time(moment.astimezone(UTC))
@@ -151,8 +152,8 @@ def drift_counts(
     `model_version` from `since` up to `until`."""
     params = {
         "model_version": model_version,
-        "since": _bound(engine, since),
-        "until": _bound(engine, until),
+        "since": bound(engine, since),
+        "until": bound(engine, until),
     }
     counts: dict[str, dict[int, int]] = defaultdict(dict)
     with engine.connect() as connection:
@@ -205,8 +206,8 @@ def newly_high(
     """Customers whose newest score, from `since`, is high risk and whose score before it (from
     `lookback` on) was not: the ones to call first."""
     params = {
-        "since": _bound(engine, since),
-        "lookback": _bound(engine, lookback),
+        "since": bound(engine, since),
+        "lookback": bound(engine, lookback),
         "limit": limit,
     }
     with engine.connect() as connection:
@@ -217,7 +218,7 @@ def newly_high(
 def at_risk(engine: sa.Engine, since: datetime) -> dict[str, float]:
     """Over customers scored from `since`, by their newest score: how many, how many are
     predicted to churn, and what those are worth (revenue at risk)."""
-    params = {"since": _bound(engine, since), "lookback": _bound(engine, since)}
+    params = {"since": bound(engine, since), "lookback": bound(engine, since)}
     with engine.connect() as connection:
         row = connection.execute(sa.text(AT_RISK), params).mappings().one()
     return {

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from churn.errors import UserError
 from history import reader
+from history.agreement import Agreement, agreement
 from history.customer_ids import CustomerIds
 from history.database import DATABASE_ERRORS, engine_for
 from history.drift_counts import DriftCounter
@@ -78,3 +79,6 @@ class History:
 
     def at_risk(self, since: datetime) -> dict[str, float]:
         return reader.at_risk(self.engine, since)
+
+    def agreement(self, since: datetime, until: datetime) -> list[Agreement]:
+        return agreement(self.engine, since, until)

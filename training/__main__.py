@@ -4,7 +4,7 @@ command parses arguments and calls one function."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -293,18 +293,12 @@ def drift(
     training split, as the service exports them to Prometheus."""
     from history.store import History
     from monitoring.drift_page import write_drift_report
-    from monitoring.settings import DriftSettings, parse_duration
+    from monitoring.settings import DriftSettings
     from registry.client import champion, connect
     from training.drift import measure_drift, reference_of
 
     settings = _settings()
-    end = _moment(until, "--until") if until else datetime.now(UTC)
-    if since is None:
-        start = end - settings.drift.window
-    elif since[-1:] in "smhd" and since[:-1].replace(".", "", 1).isdigit():
-        start = end - parse_duration(since)
-    else:
-        start = _moment(since, "--since")
+    start, end = _window(since, until, settings.drift.window)
     client = connect(settings)
     if version is None:
         found = champion(client, settings.model_name, settings.model_alias)
@@ -325,6 +319,57 @@ def drift(
         typer.echo(f"{name:<24}{shown:>8}  {item.stability:<12}{item.rows:>10,}")
     json_path, html_path = write_drift_report(report, out)
     typer.echo(f"Report: {json_path} and {html_path}")
+
+
+@app.command()
+def challenger(
+    since: Annotated[
+        Optional[str],
+        typer.Option(help="Start of the window: a time, a date, or a duration back (7d) [7d]."),
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
+    ] = None,
+) -> None:
+    """The challenger beside the champion on the customers both scored (shadow or canary
+    mode), by segment: same risk tier, same action, correlation of the probabilities, and the
+    difference in expected profit per customer."""
+    from history.store import History
+
+    settings = _settings()
+    start, end = _window(since, until, timedelta(days=7))
+    table = History.open(settings.history).agreement(start, end)
+    if not table:
+        raise UserError(
+            f"No customer was scored by both champion and challenger from {start:%Y-%m-%d %H:%M} "
+            f"to {end:%Y-%m-%d %H:%M} UTC: serve with CHURN_CHALLENGER_MODE=shadow or canary."
+        )
+    typer.echo(
+        f"{'champion':>9}{'challenger':>11}  {'segment':<24}{'customers':>10}{'same tier':>10}"
+        f"{'same action':>12}{'corr.':>8}{'profit diff':>12}"
+    )
+    for row in table:
+        correlation = "n/a" if row.probability_correlation is None else (
+            f"{row.probability_correlation:.3f}"
+        )  # fmt: skip
+        typer.echo(
+            f"{'v' + row.champion_version:>9}{'v' + row.challenger_version:>11}  "
+            f"{row.segment[:23]:<24}{row.customers:>10,}{row.same_tier:>10.1%}"
+            f"{row.same_action:>12.1%}{correlation:>8}"
+            f"{row.expected_profit_difference_per_customer:>+12.2f}"
+        )
+
+
+def _window(since: str | None, until: str | None, default: timedelta) -> tuple[datetime, datetime]:
+    """--since and --until as times: --since may be a duration back from --until."""
+    from monitoring.settings import parse_duration
+
+    end = _moment(until, "--until") if until else datetime.now(UTC)
+    if since is None:
+        return end - default, end
+    if since[-1:] in "smhd" and since[:-1].replace(".", "", 1).isdigit():
+        return end - parse_duration(since), end
+    return _moment(since, "--since"), end
 
 
 def _moment(text: str, option: str) -> datetime:

@@ -31,6 +31,7 @@ SCOPE_OF_PREFIX: Mapping[str, KeyScope] = {
     "/scored_files": "score_file",
     "/history": "history",
     "/customers": "history",
+    "/challenger": "history",
     "/metrics": "metrics",
 }
 # Longer than any key, so an oversized header is refused before any work on it.

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -113,6 +114,27 @@ def _rows(folder: Path) -> dict[str, list[tuple[str, bool, str]]]:
     return rows
 
 
+def _comparison(serving: Serving, customers: int) -> dict[str, Any]:
+    """GET /challenger once the history holds both arms of `customers` customers."""
+    deadline = time.monotonic() + 30
+    while True:
+        comparison = httpx.get(f"{serving.url}/challenger", timeout=30).json()
+        rows = comparison["agreement"]
+        if rows and rows[0]["customers"] == customers:
+            return dict(comparison)
+        assert time.monotonic() < deadline, comparison
+        time.sleep(0.5)
+
+
+def _tiers(folder: Path) -> dict[tuple[str, str], str]:
+    engine = sa.create_engine(f"sqlite:///{folder / 'history.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT customer_id, role, risk_tier FROM predictions"))
+        tiers = {(customer, role): tier for customer, role, tier in rows}
+    engine.dispose()
+    return tiers
+
+
 def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
     registry: Registry, customers: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -126,6 +148,7 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
             time.sleep(0.2)
         assert metric_total(serving.url, scored, mode="shadow") == CUSTOMERS
         assert metric_total(serving.url, "churn_challenger_dropped_total") == 0
+        comparison = _comparison(serving, CUSTOMERS)
 
     assert {(a["role"], a["model_version"]) for a in answers} == {("champion", registry.champion)}
     rows = _rows(tmp_path)
@@ -135,6 +158,21 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
             ("challenger", True, registry.challenger),
             ("champion", False, registry.champion),
         ], customer
+    tiers = _tiers(tmp_path)
+    same = sum(tiers[c, "champion"] == tiers[c, "challenger"] for c in rows) / CUSTOMERS
+    assert comparison["mode"] == "shadow"
+    assert comparison["challenger_version"] == registry.challenger
+    every, *segments = comparison["agreement"]
+    assert every["segment"] == "all" and every["customers"] == CUSTOMERS
+    assert every["champion_version"] == registry.champion
+    assert every["same_tier"] == pytest.approx(same)
+    assert sum(segment["customers"] for segment in segments) == CUSTOMERS
+    table = run_checked(
+        [str(BIN / "python"), "-m", "training", "challenger"],
+        {**registry.env, "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}"},
+    ).stdout
+    assert f"v{registry.champion}" in table and f"v{registry.challenger}" in table
+    assert f"{CUSTOMERS:>10,}{same:>10.1%}" in table
 
 
 def test_in_canary_mode_each_customer_keeps_its_arm_and_both_arms_are_recorded(
@@ -149,6 +187,8 @@ def test_in_canary_mode_each_customer_keeps_its_arm_and_both_arms_are_recorded(
             shuffled = records[round_:] + records[:round_]
             for answer in _predict(serving, shuffled):
                 arms[str(answer["customer_id"])].add((answer["role"], answer["model_version"]))
+        in_canary = sum(arm == {("challenger", registry.challenger)} for arm in arms.values())
+        assert _comparison(serving, in_canary * rounds)["mode"] == "canary"
 
     assert all(len(answered) == 1 for answered in arms.values()), arms
     canary = {
