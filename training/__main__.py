@@ -132,6 +132,21 @@ def promote(
     data: Annotated[
         Optional[str], typer.Option(help="With --auto: held-out customers to compare on.")
     ] = None,
+    challenger: Annotated[
+        bool,
+        typer.Option("--challenger", help="Promote the version the challenger alias points at."),
+    ] = False,
+    if_better: Annotated[
+        bool,
+        typer.Option(
+            "--if-better",
+            help="With --challenger: only if its realised profit on the same customers' "
+            "outcomes is higher, with 95% confidence.",
+        ),
+    ] = False,
+    min_outcomes: Annotated[
+        int, typer.Option(min=1, help="With --if-better: customers with outcomes it needs.")
+    ] = 500,
     model_name: Annotated[
         Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")
     ] = None,
@@ -140,9 +155,14 @@ def promote(
     from training.data import Source
     from training.promote import promote_auto, promote_version
 
-    if (version is None) == (not auto):
-        raise UserError("Give exactly one of --version N or --auto.")
+    if [version is not None, auto, challenger].count(True) != 1:
+        raise UserError("Give exactly one of --version N, --auto or --challenger.")
+    if if_better and not challenger:
+        raise UserError("--if-better goes with --challenger.")
     settings = _settings(model_name=model_name)
+    if challenger:
+        _promote_challenger(settings, if_better, min_outcomes)
+        return
     if version is not None:
         result = promote_version(version, settings)
     else:
@@ -159,6 +179,27 @@ def promote(
         "kept": f"{alias} stays at version {result.champion_version}.",
     }
     typer.echo(messages[result.decision])
+
+
+def _promote_challenger(settings: TrainingSettings, if_better: bool, min_outcomes: int) -> None:
+    from training.promote_challenger import promote_challenger
+
+    result = promote_challenger(settings, if_better, min_outcomes)
+    if result.evidence is not None:
+        typer.echo(
+            f"Realised on {result.evidence.customers:,} customers, challenger "
+            f"v{result.challenger_version} minus champion:"
+        )
+        for row in result.evidence.differences:
+            shown = "n/a" if row.difference is None else (
+                f"{row.difference:+.4f} (95% interval {row.low:+.4f} to {row.high:+.4f})"
+            )  # fmt: skip
+            typer.echo(f"  {row.metric:<22}{shown}")
+    alias = f"{settings.model_name}@{settings.model_alias}"
+    if result.decision == "promoted":
+        typer.echo(f"{alias} -> version {result.champion_version}: {result.reason}.")
+    else:
+        typer.echo(f"{alias} stays at version {result.champion_version}: {result.reason}.")
 
 
 app.command("score")(score_command)

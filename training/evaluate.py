@@ -46,14 +46,17 @@ def campaign_profit(y_true: np.ndarray, targeted: np.ndarray, economics: Economi
     """
     if len(y_true) == 0:
         return 0.0
-    churners = np.sum(targeted & (y_true == 1))
-    stayers = np.sum(targeted & (y_true == 0))
+    return float(customer_profit(y_true, targeted, economics).mean())
+
+
+def customer_profit(y_true: np.ndarray, targeted: np.ndarray, economics: Economics) -> np.ndarray:
+    """What targeting (or not) earned on each customer, as `campaign_profit` counts it."""
     gain_per_churner = (
         economics.acceptance_rate * (economics.customer_value - economics.offer_cost)
         - economics.contact_cost
     )
     cost_per_stayer = economics.offer_cost + economics.contact_cost
-    return float((churners * gain_per_churner - stayers * cost_per_stayer) / len(y_true))
+    return np.where(targeted, np.where(y_true == 1, gain_per_churner, -cost_per_stayer), 0.0)
 
 
 def profit_curve(

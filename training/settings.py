@@ -29,6 +29,9 @@ class Economics(BaseSettings):
 class TrainingSettings(RegistrySettings):
     artifact_root: Path = LOCAL_STORE / "artifacts"
     experiment: str = "churn"
+    # The alias of the version served beside the champion (CHURN_CHALLENGER_ALIAS, as the service
+    # reads it), which `promote --challenger` promotes.
+    challenger_alias: str = "challenger"
     # Which candidates to train, comma-separated; the winner is registered.
     candidates: Annotated[tuple[Literal["logistic_regression", "catboost"], ...], NoDecode] = (
         "logistic_regression",

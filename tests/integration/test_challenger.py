@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from loadtests.metrics_page import metric_total
 from loadtests.servers import free_port
-from registry.client import connect, set_alias
+from registry.client import champion, connect, set_alias
 from tests.integration.conftest import (
     BIN,
     Serving,
@@ -205,3 +205,58 @@ def test_in_canary_mode_each_customer_keeps_its_arm_and_both_arms_are_recorded(
         ), customer
     for customer in champion:
         assert rows[customer] == [("champion", False, registry.champion)] * rounds, customer
+
+
+def test_promotion_on_outcomes_moves_the_alias_to_a_better_challenger_and_refuses_a_worse_one(
+    registry: Registry, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Runs last: it moves the module's aliases. A version trained on shuffled labels is the
+    worse one on purpose; both versions score every customer, then the outcomes arrive."""
+    shuffled = customers.assign(
+        Churn=customers["Churn"].sample(frac=1.0, random_state=3).to_numpy()
+    )
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False, na_rep=" ")
+    tracking_uri = registry.env["MLFLOW_TRACKING_URI"]
+    settings = quick_settings(tracking_uri, tmp_path / "artifacts")
+    worse = train_quickly(settings, tmp_path / "shuffled.csv").version
+    client = connect(settings)
+    set_alias(client, settings.model_name, "challenger", worse)
+    records = list(json.loads(customers.drop(columns=["Churn"]).to_json(orient="records")))
+    with served(registry, tmp_path, "shadow", CHURN_CHALLENGER_ALIAS="challenger") as serving:
+        for start in range(0, len(records), 100):
+            body = {"customers": records[start : start + 100]}
+            assert httpx.post(f"{serving.url}/predict", json=body, timeout=60).status_code == 200
+        deadline = time.monotonic() + 60
+        while metric_total(serving.url, "churn_challenger_predictions_total") < len(records):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    history_env = {**registry.env, "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}"}
+    outcomes = tmp_path / "outcomes.csv"
+    customers[["customerID", "Churn"]].to_csv(outcomes, index=False)
+    run_checked(
+        [str(BIN / "python"), "-m", "training", "outcomes", "--data", str(outcomes),
+         "--id-column", "customerID"],
+        history_env,
+    )  # fmt: skip
+    promote = [str(BIN / "python"), "-m", "training", "promote", "--challenger", "--if-better"]
+
+    refused = run_checked(promote, history_env).stdout
+    assert f"stays at version {registry.champion}: the challenger is not shown" in refused
+    assert f"{len(records):,} customers" in refused
+    assert champion(client, settings.model_name, "champion").version == int(registry.champion)
+    tags = client.get_model_version(settings.model_name, worse).tags
+    assert tags["challenge.decision"] == "kept"
+    assert tags["challenge.paired_customers"] == str(len(records))
+
+    # The same outcomes, the roles the other way round: the better version is the challenger.
+    set_alias(client, settings.model_name, "champion", worse)
+    set_alias(client, settings.model_name, "challenger", registry.champion)
+    too_few = run_checked([*promote, "--min-outcomes", str(len(records) + 1)], history_env)
+    assert f"only {len(records)} customers have outcomes" in too_few.stdout
+    promoted = run_checked(promote, history_env).stdout
+    assert f"-> version {registry.champion}: the challenger earned +" in promoted
+    assert champion(client, settings.model_name, "champion").version == int(registry.champion)
+    assert champion(client, settings.model_name, "challenger") is None
+    tags = client.get_model_version(settings.model_name, registry.champion).tags
+    assert tags["challenge.decision"] == "promoted"
+    assert float(tags["challenge.realised_profit_difference_low"]) > 0
