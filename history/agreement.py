@@ -55,6 +55,11 @@ def agreement(engine: sa.Engine, since: datetime, until: datetime) -> list[Agree
     params = {"since": bound(engine, since), "until": bound(engine, until)}
     with engine.connect() as connection:
         pairs = pd.read_sql_query(sa.text(PAIRS), connection, params=params)
+    return agreement_table(pairs)
+
+
+def agreement_table(pairs: pd.DataFrame) -> list[Agreement]:
+    """The table for `pairs`, one row per customer with PAIRS's columns."""
     table = []
     for (champion, challenger), versions in pairs.groupby(
         ["champion_version", "challenger_version"], sort=True
@@ -76,5 +81,5 @@ def _agreement(champion: str, challenger: str, segment: str, pairs: pd.DataFrame
         float((pairs["champion_tier"] == pairs["challenger_tier"]).mean()),
         float((pairs["champion_action"] == pairs["challenger_action"]).mean()),
         None if math.isnan(correlation) else round(float(correlation), 4),
-        round(float(difference), 2),
+        round(float(difference), 2) + 0.0,  # never -0.0
     )

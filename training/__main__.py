@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -14,6 +14,9 @@ from churn.errors import UserError
 from cli.runner import run
 from scoring.cli import score as score_command
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from history.agreement import Agreement
 
 MAX_BAD_ROWS_SHOWN = 20
 SqlTable = Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")]
@@ -385,8 +388,34 @@ def challenger(
             f"No customer was scored by both champion and challenger from {start:%Y-%m-%d %H:%M} "
             f"to {end:%Y-%m-%d %H:%M} UTC: serve with CHURN_CHALLENGER_MODE=shadow or canary."
         )
+    _print_agreement(table)
+
+
+@app.command()
+def replay(
+    version: Annotated[str, typer.Option(help="The registered version to re-score with.")],
+    since: Annotated[
+        Optional[str],
+        typer.Option(help="Start of the window: a time, a date, or a duration back (7d) [7d]."),
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
+    ] = None,
+) -> None:
+    """Re-score the customers whose features the history kept with any registered version,
+    and set its decisions beside the answered ones, by segment, before it serves anyone."""
+    from training.replay import replay as replay_version
+
+    settings = _settings()
+    start, end = _window(since, until, timedelta(days=7))
+    _print_agreement(replay_version(settings, version, start, end), ("answered", "replayed"))
+
+
+def _print_agreement(
+    table: list[Agreement], arms: tuple[str, str] = ("champion", "challenger")
+) -> None:
     typer.echo(
-        f"{'champion':>9}{'challenger':>11}  {'segment':<24}{'customers':>10}{'same tier':>10}"
+        f"{arms[0]:>9}{arms[1]:>11}  {'segment':<24}{'customers':>10}{'same tier':>10}"
         f"{'same action':>12}{'corr.':>8}{'profit diff':>12}"
     )
     for row in table:

@@ -1,5 +1,5 @@
 """Champion and challenger on live traffic: `bentoml serve` with 2 workers, a registry with a
-champion (CatBoost) and a challenger (logistic regression), in shadow mode, then canary mode."""
+champion (logistic regression) and a challenger (CatBoost), in shadow mode, then canary mode."""
 
 from __future__ import annotations
 
@@ -48,12 +48,12 @@ class Registry:
 def registry(tmp_path_factory: pytest.TempPathFactory, customers_csv: Path) -> Registry:
     folder = tmp_path_factory.mktemp("challenger")
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
-    champion = train_quickly(quick_settings(tracking_uri, folder / "artifacts"), customers_csv)
-    settings = quick_settings(tracking_uri, folder / "artifacts")
-    promote_version(champion.version, settings)
-    rival_settings = quick_settings(
+    settings = quick_settings(
         tracking_uri, folder / "artifacts", candidates=("logistic_regression",)
     )
+    champion = train_quickly(settings, customers_csv)
+    promote_version(champion.version, settings)
+    rival_settings = quick_settings(tracking_uri, folder / "artifacts", candidates=("catboost",))
     challenger = train_quickly(rival_settings, customers_csv)
     set_alias(connect(settings), settings.model_name, "challenger", challenger.version)
     env = {
@@ -139,7 +139,7 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
     registry: Registry, customers: pd.DataFrame, tmp_path: Path
 ) -> None:
     records = _records(customers)
-    with served(registry, tmp_path, "shadow") as serving:
+    with served(registry, tmp_path, "shadow", CHURN_HISTORY_FEATURE_SAMPLE="1") as serving:
         answers = _predict(serving, records)
         deadline = time.monotonic() + 30
         scored = "churn_challenger_predictions_total"
@@ -166,13 +166,19 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
     assert every["segment"] == "all" and every["customers"] == CUSTOMERS
     assert every["champion_version"] == registry.champion
     assert every["same_tier"] == pytest.approx(same)
+    assert every["probability_correlation"] < 1  # two different models
     assert sum(segment["customers"] for segment in segments) == CUSTOMERS
-    table = run_checked(
-        [str(BIN / "python"), "-m", "training", "challenger"],
-        {**registry.env, "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}"},
-    ).stdout
-    assert f"v{registry.champion}" in table and f"v{registry.challenger}" in table
-    assert f"{CUSTOMERS:>10,}{same:>10.1%}" in table
+    history_env = {**registry.env, "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}"}
+    training = [str(BIN / "python"), "-m", "training"]
+    table = run_checked([*training, "challenger"], history_env).stdout.splitlines()
+    assert f"v{registry.champion}" in table[1] and f"v{registry.challenger}" in table[1]
+    assert f"{CUSTOMERS:>10,}{same:>10.1%}" in table[1]
+    # Replaying the challenger's version on the recorded features gives the table its live
+    # shadow decisions gave: the same customers, scored by the same version.
+    replayed = run_checked(
+        [*training, "replay", "--version", registry.challenger], history_env
+    ).stdout.splitlines()
+    assert "answered" in replayed[0] and replayed[1:] == table[1:]
 
 
 def test_in_canary_mode_each_customer_keeps_its_arm_and_both_arms_are_recorded(
