@@ -130,6 +130,24 @@ PANELS = (
         width=18,
     ),
     Panel(
+        "Challenger: agreement with the champion",
+        {"same {{what}}": "min by (what) (churn_challenger_agreement)"},
+        "percentunit",
+        thresholds=(0.8,),
+        description="Over the latest customers both scored; under 80% on actions for 30 minutes: "
+        "ChurnChallengerDisagrees. GET /challenger has it by segment.",
+    ),
+    Panel(
+        "Challenger: customers scored and dropped",
+        {
+            "{{mode}}/s": "sum by (mode) (rate(churn_challenger_predictions_total[5m]))",
+            "dropped/s": "sum(rate(churn_challenger_dropped_total[5m]))",
+        },
+        "cps",
+        description="Shadow scores every customer after the champion's answer; past its queue "
+        "it drops work, never the champion's.",
+    ),
+    Panel(
         "Stream: records per second",
         {"{{result}}": "sum by (result) (rate(churn_stream_records_total[5m]))"},
         "rps",
