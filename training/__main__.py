@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -17,6 +17,7 @@ from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from history.agreement import Agreement
+    from training.paired import Paired
 
 MAX_BAD_ROWS_SHOWN = 20
 SqlTable = Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")]
@@ -184,20 +185,39 @@ def promote(
     typer.echo(messages[result.decision])
 
 
+def _print_paired(settings: TrainingSettings, matched: Any) -> None:
+    """With a champion and a challenger in the registry: the two on the same customers."""
+    from registry.client import champion, connect
+    from training.paired import paired
+
+    client = connect(settings)
+    current = champion(client, settings.model_name, settings.model_alias)
+    rival = champion(client, settings.model_name, settings.challenger_alias)
+    if current is None or rival is None or current.version == rival.version:
+        return
+    evidence = paired(matched, str(current.version), str(rival.version), settings.economics)
+    if evidence.customers:
+        _print_evidence(evidence)
+
+
+def _print_evidence(evidence: Paired) -> None:
+    typer.echo(
+        f"Paired on {evidence.customers:,} customers with outcomes, challenger "
+        f"v{evidence.challenger_version} minus champion v{evidence.champion_version}:"
+    )
+    for row in evidence.differences:
+        shown = "n/a" if row.difference is None else (
+            f"{row.difference:+.4f} (95% interval {row.low:+.4f} to {row.high:+.4f})"
+        )  # fmt: skip
+        typer.echo(f"  {row.metric:<22}{shown}")
+
+
 def _promote_challenger(settings: TrainingSettings, if_better: bool, min_outcomes: int) -> None:
     from training.promote_challenger import promote_challenger
 
     result = promote_challenger(settings, if_better, min_outcomes)
     if result.evidence is not None:
-        typer.echo(
-            f"Realised on {result.evidence.customers:,} customers, challenger "
-            f"v{result.challenger_version} minus champion:"
-        )
-        for row in result.evidence.differences:
-            shown = "n/a" if row.difference is None else (
-                f"{row.difference:+.4f} (95% interval {row.low:+.4f} to {row.high:+.4f})"
-            )  # fmt: skip
-            typer.echo(f"  {row.metric:<22}{shown}")
+        _print_evidence(result.evidence)
     alias = f"{settings.model_name}@{settings.model_alias}"
     if result.decision == "promoted":
         typer.echo(f"{alias} -> version {result.champion_version}: {result.reason}.")
@@ -308,6 +328,7 @@ def performance(
             )
         )
     typer.echo(f"Report: {json_path} and {html_path}")
+    _print_paired(settings, matched)
     store_in_history(history, report)
     if log_to_mlflow:
         logged = log_to_versions(connect(settings), report, html_path)

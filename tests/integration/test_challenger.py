@@ -246,6 +246,15 @@ def test_promotion_on_outcomes_moves_the_alias_to_a_better_challenger_and_refuse
     )  # fmt: skip
     promote = [str(BIN / "python"), "-m", "training", "promote", "--challenger", "--if-better"]
 
+    performance = run_checked(
+        [str(BIN / "python"), "-m", "training", "performance", "--out", str(tmp_path / "report"),
+         "--no-log-to-mlflow"],
+        history_env,
+    ).stdout  # fmt: skip
+    assert (
+        f"Paired on {len(records):,} customers with outcomes, challenger v{worse} minus "
+        f"champion v{registry.champion}:"
+    ) in performance
     refused = run_checked(promote, history_env).stdout
     assert f"stays at version {registry.champion}: the challenger is not shown" in refused
     assert f"{len(records):,} customers" in refused
