@@ -162,6 +162,13 @@ bench: $(DEMO_DATA) services ## Production, bare and `mlflow models serve`: clos
 	$(PRODUCTION_STORES) $(PY) -m loadtests.bench --runs $(or $(RUNS),1) \
 	  --auth-db "$(PRODUCTION_AUTH_DB)" --history-url "$(PRODUCTION_HISTORY_URL)" $(BENCH_ARGS)
 
+.PHONY: bench-challenger
+bench-challenger: $(DEMO_DATA) services ## CPU/request and p99 with no challenger, a shadow one (share 1.0) and a 5% canary
+	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
+	$(PY) -m history create-database --empty --url "$(PRODUCTION_HISTORY_URL)"
+	$(PRODUCTION_STORES) $(PY) -m loadtests.challenger_bench \
+	  --auth-db "$(PRODUCTION_AUTH_DB)" --history-url "$(PRODUCTION_HISTORY_URL)" $(BENCH_ARGS)
+
 .PHONY: bench-stream
 bench-stream: $(DEMO_DATA) services ## Stream consumer: events/s draining a backlog, CPU/event, publish-to-decision p50/p99 at 2,000 events/s (fails over 500 ms)
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion

@@ -151,6 +151,10 @@ def promote(
     min_outcomes: Annotated[
         int, typer.Option(min=1, help="With --if-better: customers with outcomes it needs.")
     ] = 500,
+    alias: Annotated[
+        Optional[str],
+        typer.Option(help="With --version: the alias to move, e.g. challenger [champion]."),
+    ] = None,
     model_name: Annotated[
         Optional[str], typer.Option(help="Registered model name [env CHURN_MODEL_NAME].")
     ] = None,
@@ -163,7 +167,9 @@ def promote(
         raise UserError("Give exactly one of --version N, --auto or --challenger.")
     if if_better and not challenger:
         raise UserError("--if-better goes with --challenger.")
-    settings = _settings(model_name=model_name)
+    if alias is not None and version is None:
+        raise UserError("--alias goes with --version.")
+    settings = _settings(model_name=model_name, model_alias=alias)
     if challenger:
         _promote_challenger(settings, if_better, min_outcomes)
         return
