@@ -161,6 +161,9 @@ class ChurnService:
                 )
                 self.monitor.start()
                 self.served_model.on_swap(self.monitor.follow)
+        self.challenger = self.challenger_follower = None
+        if settings.challenger_mode != "off":
+            self.challenger, self.challenger_follower = self._challenger(settings)
         self.predict_endpoint = self._endpoint("predict", self.predictions)
         self.explain_endpoint = self._endpoint(
             "explain", self.explanations, unscorable=first_unscorable_explanation
@@ -172,9 +175,6 @@ class ChurnService:
         if settings.follow_alias:
             self.follower = self._follower(settings.model_alias, self._swap)
             self.follower.start()
-        self.challenger = self.challenger_follower = None
-        if settings.challenger_mode != "off":
-            self.challenger, self.challenger_follower = self._challenger(settings)
         # Everything loaded so far lives as long as the worker; a full collection that walks it
         # all would stall every request in flight.
         gc.collect()
@@ -309,6 +309,7 @@ class ChurnService:
                 drift=self._drift_now if self.history and reference else None,
                 mlflow_ui=SETTINGS.mlflow_ui_url,
                 charge=partial(charge, self.access.limiter) if self.access else None,
+                challenger=self._comparison if self.history and self.challenger else None,
             )
         )
 
@@ -534,21 +535,26 @@ class ChurnService:
             if moment is not None and not within_range(moment):
                 error = f"{name}: {moment.isoformat()} is outside the years 1 to 9999 in UTC."
                 return JSONResponse({"error": error}, 400)
-        last = until or datetime.now(UTC)
         try:
-            first = since or last - timedelta(days=7)
+            return JSONResponse(self._comparison(since, until))
         except OverflowError:
-            return JSONResponse({"error": f"until: {last} is too early for a 7-day window."}, 400)
+            return JSONResponse({"error": f"until: {until} is too early for a 7-day window."}, 400)
+
+    def _comparison(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, Any]:
+        """What GET /challenger answers: by default, the last 7 days."""
+        assert self.history is not None
+        last = until or datetime.now(UTC)
+        first = since or last - timedelta(days=7)
         current = self.challenger.current if self.challenger else None
-        return JSONResponse(
-            {
-                "since": first.isoformat(),
-                "until": last.isoformat(),
-                "mode": SETTINGS.challenger_mode,
-                "challenger_version": current.version if current else None,
-                "agreement": [row.as_dict() for row in self.history.agreement(first, last)],
-            }
-        )
+        return {
+            "since": first.isoformat(),
+            "until": last.isoformat(),
+            "mode": SETTINGS.challenger_mode,
+            "challenger_version": current.version if current else None,
+            "agreement": [row.as_dict() for row in self.history.agreement(first, last)],
+        }
 
     @http_routes.get("/model")
     def model_card(self) -> dict[str, Any]:

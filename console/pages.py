@@ -71,6 +71,9 @@ class Backend:
     mlflow_ui: str | None
     # Charges a key for customers scored, as the API does: None, or the refusal.
     charge: Callable[[KeyRecord, int], Awaitable[Refusal | None]] | None = None
+    # The champion and challenger side by side (what GET /challenger answers); None when
+    # there is no challenger or no history.
+    challenger: Callable[[], dict[str, Any]] | None = None
 
 
 class Console:
@@ -185,6 +188,7 @@ class Console:
         router.add_api_route("/today", self.today, methods=["GET"])
         router.add_api_route("/model", self.model, methods=["GET"])
         router.add_api_route("/monitoring", self.monitoring, methods=["GET"])
+        router.add_api_route("/challenger", self.challenger, methods=["GET"])
         router.add_api_route("/static/console.css", self.stylesheet, methods=["GET"])
         return router
 
@@ -555,6 +559,24 @@ class Console:
             for drift in (report.prediction, *report.features)
         ]
         return self.page(request, viewer, "monitoring.html", report=report, shown=shown)
+
+    async def challenger(self, request: Request) -> Response:
+        viewer = await self.guard(request, "history")
+        if isinstance(viewer, Response):
+            return viewer
+        backend = self._backend()
+        if backend.challenger is None:
+            return self.page(
+                request,
+                viewer,
+                "error.html",
+                404,
+                title="No challenger",
+                message="Serve with CHURN_CHALLENGER_ALIAS and CHURN_CHALLENGER_MODE (shadow or "
+                "canary), and the prediction history on, to compare a challenger here.",
+            )
+        comparison = await run_in_threadpool(backend.challenger)
+        return self.page(request, viewer, "challenger.html", comparison=comparison)
 
     def _backend(self) -> Backend:
         if self.backend is None:

@@ -160,7 +160,19 @@ class Challenger:
         request_ids: Sequence[str] | None,
         champion_answers: Sequence[dict[str, Any]],
     ) -> None:
-        """Queue the customers the champion has answered for the challenger: one append."""
+        """Queue the customers in the share that the champion has answered for the challenger:
+        one append."""
+        if self.share < 1:
+            ids = request_ids or [""] * len(customers)
+            chosen = [
+                i for i, pick in enumerate(self.picked([customer_id(c) for c in customers], ids))
+                if pick
+            ]  # fmt: skip
+            if not chosen:
+                return
+            customers = [customers[i] for i in chosen]
+            champion_answers = [champion_answers[i] for i in chosen]
+            clients, request_ids = _at(clients, chosen), _at(request_ids, chosen)
         count = len(customers)
         with self._ready:
             if self._queued + count > self.queue_customers:

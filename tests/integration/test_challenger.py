@@ -149,6 +149,7 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
         assert metric_total(serving.url, scored, mode="shadow") == CUSTOMERS
         assert metric_total(serving.url, "churn_challenger_dropped_total") == 0
         comparison = _comparison(serving, CUSTOMERS)
+        page = httpx.get(f"{serving.url}/ui/challenger", timeout=30)
 
     assert {(a["role"], a["model_version"]) for a in answers} == {("champion", registry.champion)}
     rows = _rows(tmp_path)
@@ -168,6 +169,8 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
     assert every["same_tier"] == pytest.approx(same)
     assert every["probability_correlation"] < 1  # two different models
     assert sum(segment["customers"] for segment in segments) == CUSTOMERS
+    assert page.status_code == 200, page.text
+    assert f"<td>all</td><td>{CUSTOMERS}</td><td>{same:.1%}</td>" in page.text
     history_env = {**registry.env, "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}"}
     training = [str(BIN / "python"), "-m", "training"]
     table = run_checked([*training, "challenger"], history_env).stdout.splitlines()

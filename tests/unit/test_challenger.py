@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
+from cli.runner import settings_errors
 from serving.model.agreement import RollingAgreement
 from serving.model.challenger import Challenger
+from serving.settings import ServingSettings
 
 IDS = [f"customer-{n}" for n in range(2000)]
 
@@ -70,3 +74,37 @@ def test_agreement_covers_the_latest_customers_only() -> None:
     rolling.add([answer("high", "call")] * 4, [answer("high", "none")] * 4)
     assert rolling.customers == 4
     assert agreement("risk_tier") == 1.0 and agreement("action") == 0.0
+
+
+def test_in_shadow_a_share_under_one_queues_only_the_customers_in_it() -> None:
+    class Customer:
+        def __init__(self, customer_id: str) -> None:
+            self.customer_id = customer_id
+
+    shadow = challenger(0.3, queue_customers=len(IDS))  # not started: the queue keeps them
+    customers = [Customer(i) for i in IDS]
+    answers: list[dict[str, Any]] = [{"customer_id": i} for i in IDS]
+    shadow.shadow(customers, None, None, answers)
+    picked = shadow.picked(IDS, [""] * len(IDS))
+    queued = [s.champion_answers for s in shadow._queue]
+    assert len(queued) == 1
+    in_share = [i for i, pick in zip(IDS, picked, strict=True) if pick]
+    assert [answer["customer_id"] for answer in queued[0]] == in_share
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"CHURN_CHALLENGER_MODE": "shadow"}, "CHURN_CHALLENGER_MODE=shadow needs CHURN_CHALL"),
+        ({"CHURN_CHALLENGER_SHARE": "1.5"}, "CHURN_CHALLENGER_SHARE: Input should be less than"),
+        ({"CHURN_CHALLENGER_MODE": "live"}, "CHURN_CHALLENGER_MODE: Input should be 'off', 'sh"),
+    ],
+)  # fmt: skip
+def test_a_bad_challenger_setting_is_one_line_naming_the_variable(
+    environment: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as error:
+        ServingSettings()
+    assert [line for line in settings_errors(error.value) if message in line]
