@@ -442,18 +442,17 @@ def _print_agreement(
     table: list[Agreement], arms: tuple[str, str] = ("champion", "challenger")
 ) -> None:
     typer.echo(
-        f"{arms[0]:>9}{arms[1]:>11}  {'segment':<24}{'customers':>10}{'same tier':>10}"
-        f"{'same action':>12}{'corr.':>8}{'profit diff':>12}"
+        f"{arms[0]:>9}{arms[1]:>11}{'customers':>10}{'same tier':>10}{'same action':>12}"
+        f"{'corr.':>8}{'profit diff':>12}  segment"
     )
     for row in table:
         correlation = "n/a" if row.probability_correlation is None else (
             f"{row.probability_correlation:.3f}"
         )  # fmt: skip
         typer.echo(
-            f"{'v' + row.champion_version:>9}{'v' + row.challenger_version:>11}  "
-            f"{row.segment[:23]:<24}{row.customers:>10,}{row.same_tier:>10.1%}"
-            f"{row.same_action:>12.1%}{correlation:>8}"
-            f"{row.expected_profit_difference_per_customer:>+12.2f}"
+            f"{'v' + row.champion_version:>9}{'v' + row.challenger_version:>11}"
+            f"{row.customers:>10,}{row.same_tier:>10.1%}{row.same_action:>12.1%}"
+            f"{correlation:>8}{row.expected_profit_difference_per_customer:>+12.2f}  {row.segment}"
         )
 
 

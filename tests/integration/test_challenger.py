@@ -175,7 +175,7 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
     training = [str(BIN / "python"), "-m", "training"]
     table = run_checked([*training, "challenger"], history_env).stdout.splitlines()
     assert f"v{registry.champion}" in table[1] and f"v{registry.challenger}" in table[1]
-    assert f"{CUSTOMERS:>10,}{same:>10.1%}" in table[1]
+    assert f"{CUSTOMERS:>10,}{same:>10.1%}" in table[1] and table[1].endswith("  all")
     # Replaying the challenger's version on the recorded features gives the table its live
     # shadow decisions gave: the same customers, scored by the same version.
     replayed = run_checked(
