@@ -34,7 +34,10 @@ def _run(
         (["train", "--data", "no/such/file.csv"], "does not exist"),
         (["train", "--data", "{csv}", "--target", "Churned"], "Columns present: customerID"),
         (["train", "--data", "{csv}", "--id-column", "gender"], "duplicated ids"),
-        (["promote"], "exactly one of --version N or --auto"),
+        (["promote"], "exactly one of --version N, --auto or --challenger"),
+        (["promote", "--auto", "--if-better"], "--if-better goes with --challenger"),
+        (["promote", "--auto", "--alias", "challenger"], "--alias goes with --version"),
+        (["challenger", "--since", "yesterday"], "--since: 'yesterday' is not a time"),
         (["train", "--data", "{csv}", "--rows"], "No such option"),
     ],
 )
