@@ -21,6 +21,8 @@ DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 PREDICT = 'endpoint="/predict"'
 # What the stream consumer's metrics (streaming/metrics.py) start with; the service has none.
 STREAM_METRIC = "churn_stream_"
+# What the service exports only with a challenger (CHURN_CHALLENGER_MODE).
+CHALLENGER_METRIC = "churn_challenger_"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 

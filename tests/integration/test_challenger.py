@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from loadtests.metrics_page import metric_total
 from loadtests.servers import free_port
+from monitoring.dashboard import CHALLENGER_METRIC, queries
 from registry.client import champion, connect, set_alias
 from tests.integration.conftest import (
     BIN,
@@ -149,6 +151,7 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
         assert metric_total(serving.url, scored, mode="shadow") == CUSTOMERS
         assert metric_total(serving.url, "churn_challenger_dropped_total") == 0
         comparison = _comparison(serving, CUSTOMERS)
+        exported = httpx.get(f"{serving.url}/metrics", timeout=10).text
         page = httpx.get(f"{serving.url}/ui/challenger", timeout=30)
 
     assert {(a["role"], a["model_version"]) for a in answers} == {("champion", registry.champion)}
@@ -170,6 +173,9 @@ def test_in_shadow_mode_the_champion_answers_and_both_decisions_are_recorded(
     assert every["probability_correlation"] < 1  # two different models
     assert sum(segment["customers"] for segment in segments) == CUSTOMERS
     assert page.status_code == 200, page.text
+    for query in (query for query in queries() if CHALLENGER_METRIC in query):
+        for name in re.findall(r"churn_challenger_\w+", query):
+            assert re.search(rf"^{name}(_total)?[{{ ]", exported, re.MULTILINE), query
     assert f"<td>all</td><td>{CUSTOMERS}</td><td>{same:.1%}</td>" in page.text
     history_env = {**registry.env, "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}"}
     training = [str(BIN / "python"), "-m", "training"]
