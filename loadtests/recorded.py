@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from history.database import engine_for
 from history.settings import HistorySettings
 
+# The answered rows: a shadow challenger's rows are counted by churn_challenger_dropped_total.
 RECORDED = (
     "SELECT request_id, count(*) AS rows FROM predictions "
-    "WHERE request_id LIKE 'lt-%' GROUP BY request_id"
+    "WHERE request_id LIKE 'lt-%' AND NOT shadow GROUP BY request_id"
 )
 
 
