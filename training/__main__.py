@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 MAX_BAD_ROWS_SHOWN = 20
 SqlTable = Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")]
 SqlQuery = Annotated[Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")]
+WeekStart = Annotated[
+    Optional[str],
+    typer.Option(help="Start of the window: a time, a date, or a duration back (7d) [7d]."),
+]
+WindowEnd = Annotated[
+    Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
+]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -394,13 +401,8 @@ def drift(
 
 @app.command()
 def challenger(
-    since: Annotated[
-        Optional[str],
-        typer.Option(help="Start of the window: a time, a date, or a duration back (7d) [7d]."),
-    ] = None,
-    until: Annotated[
-        Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
-    ] = None,
+    since: WeekStart = None,
+    until: WindowEnd = None,
 ) -> None:
     """The challenger beside the champion on the customers both scored (shadow or canary
     mode), by segment: same risk tier, same action, correlation of the probabilities, and the
@@ -421,13 +423,8 @@ def challenger(
 @app.command()
 def replay(
     version: Annotated[str, typer.Option(help="The registered version to re-score with.")],
-    since: Annotated[
-        Optional[str],
-        typer.Option(help="Start of the window: a time, a date, or a duration back (7d) [7d]."),
-    ] = None,
-    until: Annotated[
-        Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
-    ] = None,
+    since: WeekStart = None,
+    until: WindowEnd = None,
 ) -> None:
     """Re-score the customers whose features the history kept with any registered version,
     and set its decisions beside the answered ones, by segment, before it serves anyone."""
