@@ -161,6 +161,7 @@ class ChurnService:
                 )
                 self.monitor.start()
                 self.served_model.on_swap(self.monitor.follow)
+        self.experiment = settings.experiment.experiment()
         self.challenger = self.challenger_follower = None
         if settings.challenger_mode != "off":
             self.challenger, self.challenger_follower = self._challenger(settings)
@@ -273,6 +274,7 @@ class ChurnService:
             settings.challenger_salt,
             settings.challenger_queue_customers,
             self.recorder.record if self.recorder else None,
+            self.experiment,
         )
         challenger.start()
 
@@ -407,7 +409,7 @@ class ChurnService:
                 for record in canary.records:
                     self.recorder.record(record)
             return canary.answers
-        predictions, decisions = decide(served, customers)
+        predictions, decisions = decide(served, customers, experiment=self.experiment)
         metrics.record_predictions(decisions.probability, decisions.tier, clients, decisions.decile)
         if rival is not None and challenger is not None:
             challenger.shadow(customers, clients, request_ids, predictions)

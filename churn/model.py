@@ -58,8 +58,15 @@ class Decisions:
     action: np.ndarray
     expected_value: np.ndarray
     customer_value: np.ndarray
+    # Set by a retention experiment (churn/experiment.py), per customer; None without one.
+    experiment: np.ndarray | None = None
+    treatment: np.ndarray | None = None
+    held_back_action: np.ndarray | None = None
 
     def frame(self) -> pd.DataFrame:
+        def given(column: np.ndarray | None) -> np.ndarray:
+            return np.full(len(self.probability), None, dtype=object) if column is None else column
+
         return pd.DataFrame(
             {
                 "churn_probability": self.probability,
@@ -71,6 +78,9 @@ class Decisions:
                 "action": self.action,
                 "expected_value": self.expected_value,
                 "customer_value": self.customer_value,
+                "experiment": given(self.experiment),
+                "treatment": given(self.treatment),
+                "held_back_action": given(self.held_back_action),
             }
         )
 

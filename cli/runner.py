@@ -12,7 +12,11 @@ from churn.errors import UserError
 
 QUIET_LOGGERS = ("alembic", "mlflow.store", "urllib3")
 # Settings classes whose variables do not start with plain CHURN_.
-ENV_PREFIXES = {"HistorySettings": "CHURN_HISTORY_", "DriftSettings": "CHURN_DRIFT_"}
+ENV_PREFIXES = {
+    "HistorySettings": "CHURN_HISTORY_",
+    "DriftSettings": "CHURN_DRIFT_",
+    "ExperimentSettings": "CHURN_EXPERIMENT_",
+}
 
 
 def run(app: typer.Typer) -> None:

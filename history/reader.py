@@ -16,7 +16,8 @@ from history.sinks import sqlite_time
 
 CUSTOMER_HISTORY = """
 SELECT scored_at, model_name, model_version, churn_probability, churn, risk_tier, decile,
-       segment, action, expected_value, reasons, source, request_id, client
+       segment, action, expected_value, reasons, source, request_id, client, experiment,
+       treatment, held_back_action
 FROM predictions
 WHERE customer_id = :customer_id AND NOT shadow {before}
 ORDER BY scored_at DESC
@@ -142,6 +143,9 @@ def _score(row: sa.RowMapping) -> dict[str, Any]:
         "source": row["source"],
         "request_id": row["request_id"],
         "client": row["client"],
+        "experiment": row["experiment"],
+        "treatment": row["treatment"],
+        "held_back_action": row["held_back_action"],
     }
 
 

@@ -23,7 +23,8 @@ Role = Literal["champion", "challenger"]
 COLUMNS = (
     "scored_at", "request_id", "client", "source", "customer_id", "model_name", "model_version",
     "churn_probability", "churn", "risk_tier", "decile", "segment", "action", "expected_value",
-    "customer_value", "reasons", "features", "role", "shadow",
+    "customer_value", "reasons", "features", "role", "shadow", "experiment", "treatment",
+    "held_back_action",
 )  # fmt: skip
 # A row's values in COLUMNS order; reasons and features are plain lists and dicts (or None).
 Row = tuple[Any, ...]
@@ -87,6 +88,9 @@ def rows_of(batch: ScoredBatch, ids: CustomerIds, feature_sample: float) -> list
                 _features(customer) if keep_features else None,
                 batch.role,
                 batch.shadow,
+                prediction.get("experiment"),
+                prediction.get("treatment"),
+                prediction.get("held_back_action"),
             )
         )
     return rows

@@ -22,7 +22,7 @@ COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = (
     "timestamptz", "text", "text", "text", "text", "text", "text",
     "float8", "bool", "text", "int2", "text", "text", "float8", "float8", "jsonb", "jsonb",
-    "text", "bool",
+    "text", "bool", "text", "text", "text",
 )  # fmt: skip
 # A batch is written in well under a second; one that takes this long is a database that hangs,
 # and the writer retries it with back-off while new rows wait in its buffer.

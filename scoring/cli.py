@@ -70,9 +70,13 @@ def score(
     )
     started = time.perf_counter()
     try:
+        from churn.experiment import ExperimentSettings
         from scoring.score_file import score_file
 
-        result = score_file(model, data, out, with_reasons=reasons, on_chunk=recorder)
+        experiment = ExperimentSettings().experiment()
+        result = score_file(
+            model, data, out, with_reasons=reasons, on_chunk=recorder, experiment=experiment
+        )
     finally:
         if recorder is not None:
             recorder.close()

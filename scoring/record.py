@@ -21,6 +21,7 @@ REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alia
 PREDICTION_KEYS = (
     "churn_probability", "churn", "risk_tier", "decile", "segment", "action", "expected_value",
 )  # fmt: skip
+EXPERIMENT_KEYS = ("experiment", "treatment", "held_back_action")
 
 
 def registered_version(uri: str, settings: RegistrySettings) -> tuple[str, str]:
@@ -77,6 +78,10 @@ class FileRecorder:
             prediction["model_version"] = self.model_version
             prediction["churn"] = bool(prediction["churn"])
             prediction["decile"] = int(prediction["decile"])
+        for key in EXPERIMENT_KEYS:
+            if key in good.columns:
+                for prediction, value in zip(predictions, good[key].tolist(), strict=True):
+                    prediction[key] = None if pd.isna(value) else str(value)
         sampled = self._random.random(len(good)) < self.history.settings.feature_sample
         features = good[self.features]
         inputs: list[Any] = [

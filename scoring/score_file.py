@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from churn.errors import UserError
+from churn.experiment import Experiment, hold_back
 from churn.explain import reason_texts
 from churn.features import to_numeric
 from churn.model import ChurnModel
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 50_000
 PREDICTION_COLUMNS = (
     "churn_probability", "churn", "risk_tier", "decile", "segment_id", "segment", "action",
-    "expected_value", "customer_value", "top_reasons", "error",
+    "expected_value", "customer_value", "experiment", "treatment", "held_back_action",
+    "top_reasons", "error",
 )  # fmt: skip
 
 
@@ -43,6 +45,7 @@ def score_file(
     chunk_rows: int = CHUNK_ROWS,
     with_reasons: bool = True,
     on_chunk: Callable[[pd.DataFrame], None] | None = None,
+    experiment: Experiment | None = None,
 ) -> ScoredFile:
     """Score `data` into `out`; `on_chunk` sees each scored chunk after it is written."""
     if not data.exists():
@@ -53,7 +56,7 @@ def score_file(
     try:
         for chunk in _chunks(data, chunk_rows):
             _require_columns(model, chunk, data)
-            scored = score_chunk(model, chunk, summary, with_reasons)
+            scored = score_chunk(model, chunk, summary, with_reasons, experiment)
             writer.write(scored)
             if on_chunk is not None:
                 on_chunk(scored)
@@ -65,7 +68,11 @@ def score_file(
 
 
 def score_chunk(
-    model: ChurnModel, chunk: pd.DataFrame, summary: Summary, with_reasons: bool = True
+    model: ChurnModel,
+    chunk: pd.DataFrame,
+    summary: Summary,
+    with_reasons: bool = True,
+    experiment: Experiment | None = None,
 ) -> pd.DataFrame:
     errors = row_errors(model, chunk)
     good = errors.isna().to_numpy()
@@ -80,6 +87,7 @@ def score_chunk(
             decisions, matrix = model.decide_with_contributions_prepared(features)
         else:
             decisions = model.decide_prepared(features)
+        decisions = hold_back(experiment, decisions, _customer_ids(model, customers))
         summary.add(decisions)
         frame = decisions.frame()
         frame.index = customers.index
@@ -89,6 +97,13 @@ def score_chunk(
             result.loc[good, "top_reasons"] = reason_texts(matrix, model.spec, features)
     summary.reject([str(e).split(":", 1)[0] + ": " + _kind(str(e)) for e in errors[~good]])
     return result
+
+
+def _customer_ids(model: ChurnModel, customers: pd.DataFrame) -> list[str | None]:
+    column = model.spec.id_column
+    if column is None or column not in customers.columns:
+        return [None] * len(customers)
+    return [None if pd.isna(value) or value == "" else str(value) for value in customers[column]]
 
 
 def row_errors(model: ChurnModel, chunk: pd.DataFrame) -> pd.Series:
@@ -167,6 +182,9 @@ def typed_predictions(chunk: pd.DataFrame) -> pd.DataFrame:
     ):  # fmt: skip
         typed[column] = pd.to_numeric(typed[column], errors="coerce").astype(dtype)
     typed["churn"] = typed["churn"].astype("boolean")
-    for column in ("risk_tier", "segment", "action", "top_reasons", "error"):
+    for column in (
+        "risk_tier", "segment", "action", "experiment", "treatment", "held_back_action",
+        "top_reasons", "error",
+    ):  # fmt: skip
         typed[column] = typed[column].astype("string")
     return typed

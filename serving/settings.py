@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from churn.experiment import ExperimentSettings
 from history.settings import HistorySettings
 from monitoring.settings import DriftSettings
 from registry.settings import RegistrySettings
@@ -81,6 +82,8 @@ class ServingSettings(RegistrySettings):
     metrics_require_key: bool = False
     # Prediction history (history/settings.py, CHURN_HISTORY_*).
     history: HistorySettings = Field(default_factory=HistorySettings)
+    # The retention experiment's control group (churn/experiment.py, CHURN_EXPERIMENT_*).
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     # Drift (monitoring/settings.py, CHURN_DRIFT_*), measured on one worker per replica.
     drift: DriftSettings = Field(default_factory=DriftSettings)
     # That worker also exports realised performance and the registry's champion version.

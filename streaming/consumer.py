@@ -68,6 +68,7 @@ class StreamConsumer:
         self.history = history
         self.sink = sink
         self.ids = CustomerIds.from_settings(settings.history)
+        self.experiment = settings.experiment.experiment()
         # The next offset stored in the history per partition this consumer holds (None: none).
         self.stored: dict[TopicPartition, int | None] = {}
         self.consumer = AIOKafkaConsumer(
@@ -143,7 +144,9 @@ class StreamConsumer:
         answers: list[dict[str, Any]] = []
         values: list[float] = []
         if valid:
-            decided, decisions = decide(served, [customer for _, customer in valid])
+            decided, decisions = decide(
+                served, [customer for _, customer in valid], experiment=self.experiment
+            )
             kept = []
             for (event, customer), answer, value in zip(
                 valid, decided, decisions.customer_value.tolist(), strict=True

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
 
+from churn.experiment import ExperimentSettings
 from history.settings import HistorySettings
 from registry.settings import RegistrySettings
 
@@ -38,3 +39,5 @@ class StreamSettings(RegistrySettings):
     # How often the champion alias is checked for a new version.
     follow_poll_s: PositiveFloat = 30
     history: HistorySettings = Field(default_factory=HistorySettings)
+    # The retention experiment's control group (churn/experiment.py, CHURN_EXPERIMENT_*).
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)

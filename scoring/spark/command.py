@@ -45,6 +45,7 @@ def spark(
     """Score a whole customer table on Spark with the champion: the same columns as
     `python -m scoring`, plus model_name and model_version, into partitioned Parquet."""
     from churn.errors import UserError
+    from churn.experiment import ExperimentSettings
     from history.settings import HistorySettings
     from registry.settings import RegistrySettings
     from scoring.spark.job import JobOptions, run_job
@@ -61,6 +62,7 @@ def spark(
         reasons=reasons,
         keep_inputs=keep_inputs,
         overwrite=overwrite,
+        experiment=ExperimentSettings().experiment(),
     )
     if job_id:
         options = replace(options, job_id=job_id)

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as spark_types
 
 from churn.errors import UserError
+from churn.experiment import Experiment
 from history.settings import HistorySettings
 from registry.settings import RegistrySettings
 from scoring.spark.hadoop_files import HadoopFiles
@@ -41,6 +42,9 @@ PREDICTION_TYPES: dict[str, spark_types.DataType] = {
     "action": spark_types.StringType(),
     "expected_value": spark_types.DoubleType(),
     "customer_value": spark_types.DoubleType(),
+    "experiment": spark_types.StringType(),
+    "treatment": spark_types.StringType(),
+    "held_back_action": spark_types.StringType(),
     "top_reasons": spark_types.StringType(),
     "error": spark_types.StringType(),
     **{column: spark_types.StringType() for column in MODEL_COLUMNS},
@@ -62,6 +66,7 @@ class JobOptions:
     )
     overwrite: bool = False
     progress_every_s: float = 10.0
+    experiment: Experiment | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ def _plan(
         columns=(*inputs, *PREDICTION_TYPES),
         recording=Recording(options.job_id, history) if history is not None else None,
         rows_done=spark.sparkContext.accumulator(0),
+        experiment=options.experiment,
     )
 
 

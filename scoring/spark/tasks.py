@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
+    from churn.experiment import Experiment
     from churn.model import ChurnModel
     from history.settings import HistorySettings
     from scoring.record import FileRecorder
@@ -48,6 +49,7 @@ class TaskPlan:
     columns: tuple[str, ...]  # the output columns, in order
     recording: Recording | None = None
     rows_done: Any = None  # an Accumulator[int] the driver's progress lines read
+    experiment: Experiment | None = None
 
 
 def score_partition(plan: TaskPlan, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -63,7 +65,9 @@ def score_partition(plan: TaskPlan, batches: Iterator[pd.DataFrame]) -> Iterator
     partition = context.partitionId() if context is not None else 0
     try:
         for number, batch in enumerate(batches):
-            scored = typed_predictions(score_chunk(model, batch, Summary(), plan.with_reasons))
+            scored = typed_predictions(
+                score_chunk(model, batch, Summary(), plan.with_reasons, plan.experiment)
+            )
             scored["model_name"] = plan.model_name
             scored["model_version"] = plan.model_version
             if recorder is not None:

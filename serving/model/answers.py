@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from churn.experiment import Experiment
 from churn.model import Decisions
 from history.records import Role
 from serving.model.schema import customer_features
@@ -13,11 +14,24 @@ from serving.model.served import Served
 
 
 def decide(
-    served: Served, customers: Sequence[Any], role: Role = "champion"
+    served: Served,
+    customers: Sequence[Any],
+    role: Role = "champion",
+    experiment: Experiment | None = None,
 ) -> tuple[list[dict[str, Any]], Decisions]:
-    """Each validated customer's answer, in order, all by `served` in `role`, and the decisions
-    behind them (for metrics and the history)."""
+    """Each validated customer's answer, in order, all by `served` in `role`, with the
+    experiment's control group held back, and the decisions behind them (for metrics and the
+    history)."""
     decisions = served.model.decide_prepared(customer_features(served.model.spec, customers))
+    if experiment is not None:
+        decisions = experiment.hold_back(decisions, [customer_id(c) for c in customers])
+    unset = [None] * len(customers)
+    groups = zip(
+        unset if decisions.experiment is None else decisions.experiment.tolist(),
+        unset if decisions.treatment is None else decisions.treatment.tolist(),
+        unset if decisions.held_back_action is None else decisions.held_back_action.tolist(),
+        strict=True,
+    )
     # Whole columns to Python values at once: numpy scalars one by one cost more.
     columns = zip(
         customers,
@@ -29,6 +43,7 @@ def decide(
         decisions.segment.tolist(),
         decisions.action.tolist(),
         decisions.expected_value.tolist(),
+        groups,
         strict=True,
     )
     answers = [
@@ -44,11 +59,15 @@ def decide(
             "expected_value": round(value, 2),
             "model_version": served.version,
             "role": role,
+            "experiment": experiment_name,
+            "treatment": treatment,
+            "held_back_action": held_back,
         }
-        for customer, probability, churn, tier, decile, segment_id, segment, action, value in (
-            columns
-        )
-    ]
+        for (
+            customer, probability, churn, tier, decile, segment_id, segment, action, value,
+            (experiment_name, treatment, held_back),
+        ) in columns
+    ]  # fmt: skip
     return answers, decisions
 
 

@@ -23,9 +23,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from hashlib import blake2b
 from typing import Any, Literal, NamedTuple
 
+from churn.assignment import in_share
+from churn.experiment import Experiment
 from history.records import Role, ScoredBatch
 from serving import metrics
 from serving.model.agreement import RollingAgreement
@@ -35,7 +36,6 @@ from serving.model.served import Served
 log = logging.getLogger(__name__)
 
 Mode = Literal["shadow", "canary"]
-HASH_SPAN = 2**64
 # Customers the shadow thread scores at once, and how long it lets them gather.
 SHADOW_BATCH = 2000
 GATHER_S = 0.05
@@ -65,12 +65,14 @@ class Challenger:
         salt: str,
         queue_customers: int,
         record: Callable[[ScoredBatch], None] | None,
+        experiment: Experiment | None = None,
     ) -> None:
         self.mode = mode
         self.share = share
-        self.salt = salt.encode() + b"|"
+        self.salt = salt
         self.queue_customers = queue_customers
         self.record = record
+        self.experiment = experiment
         self.current: Served | None = None
         self.agreement = RollingAgreement()
         self._queue: deque[Shadowed] = deque()
@@ -99,17 +101,10 @@ class Challenger:
     def picked(self, customer_ids: Sequence[str | None], request_ids: Sequence[str]) -> list[bool]:
         """Whether each customer is in the challenger's share: the same answer for the same
         customer id (or, without one, request id) every time."""
-        if self.share >= 1:
-            return [True] * len(customer_ids)
-        if self.share <= 0:
-            return [False] * len(customer_ids)
-        bound = self.share * HASH_SPAN
-        salt = self.salt
-        return [
-            int.from_bytes(blake2b(salt + (customer or request).encode(), digest_size=8).digest())
-            < bound
-            for customer, request in zip(customer_ids, request_ids, strict=True)
+        keys = [
+            customer or request for customer, request in zip(customer_ids, request_ids, strict=True)
         ]
+        return in_share(self.salt, keys, self.share)
 
     def canary(
         self,
@@ -126,7 +121,7 @@ class Challenger:
         picked = self.picked([customer_id(c) for c in customers], request_ids or [""] * len(every))
         canary = [i for i in every if picked[i]]
         rest = [i for i in every if not picked[i]]
-        answers, decisions = decide(champion, customers)
+        answers, decisions = decide(champion, customers, experiment=self.experiment)
         scored = Scored(champion.name, answers, customers, request_ids, clients,
                         decisions.customer_value.tolist())  # fmt: skip
         metrics.record_predictions(
@@ -136,7 +131,7 @@ class Challenger:
         if not canary:
             return Canary(answers, [scored.part(rest)])
         in_canary = [customers[i] for i in canary]
-        rival_answers, rival = decide(challenger, in_canary, "challenger")
+        rival_answers, rival = decide(challenger, in_canary, "challenger", self.experiment)
         metrics.record_predictions(
             rival.probability, rival.tier, _at(clients, canary), rival.decile
         )
@@ -217,7 +212,7 @@ class Challenger:
     def _score(self, challenger: Served, taken: list[Shadowed]) -> None:
         for chunk in _chunks(taken, SHADOW_BATCH):
             customers = [c for shadowed in chunk for c in shadowed.customers]
-            answers, decisions = decide(challenger, customers)
+            answers, decisions = decide(challenger, customers, experiment=self.experiment)
             champion = [a for shadowed in chunk for a in shadowed.champion_answers]
             self.agreement.add(champion, answers)
             metrics.count_challenger_predictions("shadow", len(answers))

@@ -37,6 +37,16 @@ class Prediction(BaseModel):
     role: Literal["champion", "challenger"] = Field(
         default="champion", description="Which version answered: the challenger in a canary."
     )
+    experiment: str | None = Field(
+        default=None, description="The retention experiment the customer is in, if any."
+    )
+    treatment: Literal["treated", "control"] | None = Field(
+        default=None,
+        description='The experiment\'s group: "control" customers are held back from the action.',
+    )
+    held_back_action: str | None = Field(
+        default=None, description="For a control customer: the action it would have had."
+    )
 
 
 class Explanation(BaseModel):
