@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -81,3 +83,23 @@ def moved_at(tags: dict[str, str], alias: str, version: str) -> float | None:
         return None
     at = moved.get("at")
     return float(at) if isinstance(at, int | float) else None
+
+
+def model_description(model_name: str, version: str) -> dict[str, Any]:
+    """What `ChurnModel.describe` wrote into a registered version (its playbook, tiers, spec),
+    read without loading the model."""
+    from churn.model import MODEL_DESCRIPTION_FILE  # the runtime, only when asked for
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{model_name}/{version}/artifacts/{MODEL_DESCRIPTION_FILE}",
+                dst_path=folder,
+            )
+        except (MlflowException, OSError) as error:
+            raise UserError(
+                f"{model_name} version {version} has no {MODEL_DESCRIPTION_FILE}: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+        description: dict[str, Any] = json.loads(Path(path).read_text())
+    return description

@@ -1,5 +1,5 @@
-"""Command line: synth · train · promote · score · history · outcomes · performance. Each
-command parses arguments and calls one function."""
+"""Command line: synth · train · promote · score · history · outcomes · performance ·
+experiments, and more. Each command parses arguments and calls one function."""
 
 from __future__ import annotations
 
@@ -433,6 +433,101 @@ def replay(
     settings = _settings()
     start, end = _window(since, until, timedelta(days=7))
     _print_agreement(replay_version(settings, version, start, end), ("answered", "replayed"))
+
+
+@app.command()
+def experiments(
+    experiment: Annotated[
+        Optional[str], typer.Option(help="The experiment [env CHURN_EXPERIMENT_NAME].")
+    ] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option(help="Start of the decisions: a time, a date, or a duration back [90d]."),
+    ] = None,
+    until: WindowEnd = None,
+    window_days: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Days before an outcome a decision may be made [env "
+            "CHURN_HISTORY_OUTCOME_WINDOW_DAYS].",
+        ),
+    ] = None,
+    min_outcomes: Annotated[
+        int, typer.Option(min=1, help="Outcomes each group needs before a verdict.")
+    ] = 100,
+    out: Annotated[Path, typer.Option(help="Folder for <experiment>.json and .html.")] = Path(
+        "reports/experiments"
+    ),
+    log_to_mlflow: Annotated[
+        bool, typer.Option(help="Tag the served version with experiment.* and attach the page.")
+    ] = True,
+) -> None:
+    """What a retention experiment measured: treated against control, per action and segment,
+    from the decisions and the outcomes that followed them."""
+    from churn.experiment import ExperimentSettings
+    from history.experiments import measure
+    from history.store import History
+    from registry.client import champion, connect
+    from training.experiment_report import ExperimentReport, log_to_version
+
+    name = experiment or ExperimentSettings().name
+    if name is None:
+        raise UserError("Name the experiment: --experiment NAME or CHURN_EXPERIMENT_NAME.")
+    settings = _settings()
+    start, end = _window(since, until, timedelta(days=90))
+    client = connect(settings)
+    served = champion(client, settings.model_name, settings.model_alias)
+    version = None if served is None else str(served.version)
+    costs = {} if version is None else _action_costs(settings.model_name, version)
+    history = History.open(settings.history)
+    window = window_days or settings.history.outcome_window_days
+    result = measure(history.engine, name, start, end, window, costs, min_outcomes)
+    report = ExperimentReport(result, settings.model_name, version)
+    json_path, html_path = report.write(out)
+    _print_uplifts(report)
+    typer.echo(f"Report: {json_path} and {html_path}")
+    if log_to_mlflow and version is not None:
+        log_to_version(client, report, html_path)
+        typer.echo(f"Logged experiment.{name}.* to version {version} in MLflow.")
+
+
+def _action_costs(model_name: str, version: str) -> dict[str, float]:
+    from registry.client import model_description
+
+    actions = model_description(model_name, version)["playbook"]["actions"]
+    return {action: float(figures["cost"]) for action, figures in actions.items()}
+
+
+def _print_uplifts(report: Any) -> None:
+    result = report.result
+    groups = ", ".join(f"{count:,} {group}" for group, count in sorted(result.assigned.items()))
+    typer.echo(
+        f"Experiment {result.experiment}: {groups} customers, {result.with_outcome:,} with an "
+        "outcome."
+    )
+    if result.unassigned_outcomes:
+        typer.echo(
+            f"{result.unassigned_outcomes:,} outcomes are for customers the experiment never "
+            "assigned; they are left out."
+        )
+    typer.echo(
+        f"{'action':<24}{'segment':<28}{'treated':>8}{'control':>8}{'uplift':>8}"
+        f"{'95% interval':>18}{'kept/1k':>8}{'profit/treated':>15}  verdict"
+    )
+    for row in result.uplifts:
+        uplift = "n/a" if row.uplift is None else f"{row.uplift:+.1%}"
+        interval = "n/a" if row.uplift_low is None else (
+            f"{row.uplift_low:+.1%}..{row.uplift_high:+.1%}"
+        )  # fmt: skip
+        kept = "n/a" if row.kept_per_1000_treated is None else f"{row.kept_per_1000_treated:.1f}"
+        profit = "n/a" if row.incremental_profit_per_treated is None else (
+            f"{row.incremental_profit_per_treated:,.2f}"
+        )  # fmt: skip
+        typer.echo(
+            f"{row.action[:23]:<24}{row.segment[:27]:<28}{row.treated:>8,}{row.control:>8,}"
+            f"{uplift:>8}{interval:>18}{kept:>8}{profit:>15}  {row.verdict}"
+        )
 
 
 def _print_agreement(
