@@ -1,8 +1,11 @@
-"""`python -m history migrate|prune`: create or update the history schema; drop old days."""
+"""`python -m history migrate|prune|export`: create or update the history schema; drop old
+days; write the BI views to files."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Optional
 
 import sqlalchemy as sa
 import typer
@@ -73,6 +76,39 @@ def prune() -> None:
     settings = HistorySettings()
     dropped = drop_old_days(engine_for(settings.url), settings.retention_days)
     typer.echo(f"Dropped {dropped} (days on PostgreSQL, rows on SQLite).")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="Folder for customers/ and daily_kpis/, by day.")],
+    since: Annotated[
+        Optional[datetime],
+        typer.Option(formats=["%Y-%m-%d"], help="First day [default: 30 days before --until]."),
+    ] = None,
+    until: Annotated[
+        Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Last day [default: today].")
+    ] = None,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it holds files.")] = False,
+) -> None:
+    """Write the BI views (bi_customers, bi_daily_kpis) as Parquet or CSV, partitioned by day."""
+    from history.bi_export import export as export_views
+
+    if file_format not in ("parquet", "csv"):
+        raise UserError(f"--format {file_format!r} is not parquet or csv.")
+    last = (until or datetime.now(UTC)).date()
+    first = since.date() if since else last - timedelta(days=30)
+    url = HistorySettings().url
+    try:
+        engine = engine_for(url)
+        apply_migrations(engine)
+        done = export_views(engine, out, first, last, file_format, overwrite)  # type: ignore[arg-type]
+    except DATABASE_ERRORS as error:
+        raise unreachable(url, error) from None
+    typer.echo(
+        f"Wrote {done.rows['customers']:,} customers and {done.rows['daily_kpis']:,} KPI rows "
+        f"over {done.days} days, {first} to {last}, to {out}"
+    )
 
 
 if __name__ == "__main__":
