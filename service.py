@@ -312,6 +312,12 @@ class ChurnService:
                 mlflow_ui=SETTINGS.mlflow_ui_url,
                 charge=partial(charge, self.access.limiter) if self.access else None,
                 challenger=self._comparison if self.history and self.challenger else None,
+                experiment=self.experiment,
+                action_costs={
+                    name: action.cost
+                    for name, action in served.model.insight.playbook.actions.items()
+                },
+                outcome_window_days=SETTINGS.history.outcome_window_days,
             )
         )
 

@@ -24,6 +24,11 @@ def decimal(value: float | None, digits: int = 3) -> str:
     return MISSING if value is None else f"{value:,.{digits}f}"
 
 
+def points(value: float | None) -> str:
+    """A difference of two rates in percentage points: "+8.1 pts"."""
+    return MISSING if value is None else f"{100 * value:+.1f} pts"
+
+
 def moment(value: str | datetime | None) -> str:
     """A stored UTC time as "2026-12-01 23:30 UTC"."""
     if value is None:
@@ -66,5 +71,6 @@ FILTERS = {
     "thousands": thousands,
     "money": money,
     "decimal": decimal,
+    "points": points,
     "moment": moment,
 }

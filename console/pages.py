@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from churn.errors import UserError
+from churn.experiment import Experiment
 from console import charts
 from console.file_jobs import FileJobs
 from console.formatting import FILTERS, percent
 from console.forms import form_fields, parse_customer
 from console.session import COOKIE_FLAGS, CSRF_COOKIE, SESSION_COOKIE, Sessions, new_nonce
+from history.experiments import experiment_names, measure
 from history.reader import within_range
 from scoring.tables import PARQUET_SUFFIXES
 from serving.access import api_keys
@@ -42,6 +45,8 @@ TIER_ORDER = ("high", "medium", "low")
 TODAY_DAYS = 7
 HISTORY_POINTS = 1000
 HISTORY_ROWS = 50
+EXPERIMENT_WINDOW = timedelta(days=90)
+EXPERIMENT_MIN_OUTCOMES = 100
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,11 @@ class Backend:
     # The champion and challenger side by side (what GET /challenger answers); None when
     # there is no challenger or no history.
     challenger: Callable[[], dict[str, Any]] | None = None
+    # The running retention experiment (churn/experiment.py), if any, and what each action
+    # costs in the served version's playbook, for the experiment page's profit.
+    experiment: Experiment | None = None
+    action_costs: dict[str, float] = field(default_factory=dict)
+    outcome_window_days: int = 90
 
 
 class Console:
@@ -189,6 +199,7 @@ class Console:
         router.add_api_route("/model", self.model, methods=["GET"])
         router.add_api_route("/monitoring", self.monitoring, methods=["GET"])
         router.add_api_route("/challenger", self.challenger, methods=["GET"])
+        router.add_api_route("/experiments", self.experiments, methods=["GET"])
         router.add_api_route("/static/console.css", self.stylesheet, methods=["GET"])
         return router
 
@@ -577,6 +588,34 @@ class Console:
             )
         comparison = await run_in_threadpool(backend.challenger)
         return self.page(request, viewer, "challenger.html", comparison=comparison)
+
+    async def experiments(self, request: Request, name: str | None = None) -> Response:
+        """The running experiment's uplift (or, with ?name=, a past one's), last 90 days."""
+        viewer = await self.guard(request, "history")
+        if isinstance(viewer, Response):
+            return viewer
+        backend = self._backend()
+        if backend.history is None:
+            return self.page(request, viewer, "error.html", 404, title="No history",
+                             message="Experiments are measured from the prediction history; "
+                             "serve with CHURN_HISTORY_ENABLED=true.")  # fmt: skip
+        name = name or (backend.experiment.name if backend.experiment else None)
+        result, problem = None, None
+        if name is not None:
+            until = datetime.now(UTC)
+            try:
+                result = await run_in_threadpool(
+                    measure, backend.history.engine, name, until - EXPERIMENT_WINDOW, until,
+                    backend.outcome_window_days, backend.action_costs, EXPERIMENT_MIN_OUTCOMES,
+                )  # fmt: skip
+            except UserError as error:
+                problem = str(error)
+        recorded = await run_in_threadpool(experiment_names, backend.history.engine)
+        return self.page(
+            request, viewer, "experiments.html", name=name, running=backend.experiment,
+            result=result, problem=problem, recorded=recorded,
+            min_outcomes=EXPERIMENT_MIN_OUTCOMES,
+        )  # fmt: skip
 
     def _backend(self) -> Backend:
         if self.backend is None:

@@ -121,7 +121,7 @@ def measure(
             for row in connection.execute(sa.text(ASSIGNED), params)
         }
         if not assigned:
-            known = sorted(str(row[0]) for row in connection.execute(sa.text(EXPERIMENTS)))
+            known = experiment_names(engine)
             raise UserError(
                 f"No decision of experiment {experiment!r} was recorded from {since:%Y-%m-%d} to "
                 f"{until:%Y-%m-%d}; experiments recorded: {', '.join(known) or 'none'}."
@@ -140,6 +140,12 @@ def measure(
         experiment, since, until, assigned, len(matched), unassigned,
         uplift_table(matched, costs, min_outcomes),
     )  # fmt: skip
+
+
+def experiment_names(engine: sa.Engine) -> list[str]:
+    """Every experiment the history has decisions of."""
+    with engine.connect() as connection:
+        return sorted(str(row[0]) for row in connection.execute(sa.text(EXPERIMENTS)))
 
 
 def uplift_table(
