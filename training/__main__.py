@@ -104,6 +104,13 @@ def train(
             "rates replace the playbook's."
         ),
     ] = None,
+    uplift_from: Annotated[
+        Optional[str],
+        typer.Option(
+            help="A retention experiment in the history whose measured uplift replaces the "
+            "playbook's acceptance rates (python -m training experiments shows it)."
+        ),
+    ] = None,
 ) -> None:
     """Train the candidates, log them to MLflow and register the winner."""
     if playbook_missing not in (None, "refuse", "skip"):
@@ -125,6 +132,7 @@ def train(
         categorical=tuple(categorical or ()),
         numeric=tuple(numeric or ()),
         campaign_results=campaign_results,
+        uplift_from=uplift_from,
     )
     typer.echo(metrics_table(result))
     typer.echo(f"\nWinner: {result.winner}  run {result.model_run_id}")

@@ -6,6 +6,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from churn.linear_scorer import LinearScorer
 from churn.model import MODEL_DESCRIPTION_FILE, ChurnModel, Insight, RiskTiers
 from churn.playbook import Playbook
 from churn.reference import ReferenceProfile
+from history.experiments import ExperimentResult, measure
+from history.store import History
 from registry.client import connect
 from training import plots
 from training.campaign import CampaignResults, measured_playbook, read_campaign
@@ -37,6 +40,7 @@ from training.evaluate import Metrics, choose_threshold, evaluate
 from training.playbooks import choose_playbook
 from training.segmentation import fit_segments
 from training.settings import TrainingSettings
+from training.uplift_playbook import uplift_playbook
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,10 @@ TEST_SHARE = 0.2
 VALIDATION_SHARE = 0.2
 EVALUATION_ARTIFACT = "evaluation/test.parquet"
 TARGET_COLUMN_IN_ARTIFACT = "__churn__"
+# `--uplift-from` reads the experiment's decisions of this many days back, and gives a verdict
+# on an action with this many outcomes in each group.
+UPLIFT_DAYS = 90
+UPLIFT_MIN_OUTCOMES = 100
 MODEL_PACKAGES = ("mlflow", "catboost", "category-encoders", "scikit-learn", "pandas", "numpy")
 
 
@@ -148,9 +156,11 @@ def train(
     categorical: tuple[str, ...] = (),
     numeric: tuple[str, ...] = (),
     campaign_results: Path | None = None,
+    uplift_from: str | None = None,
 ) -> TrainingResult:
     """`campaign_results`: a past campaign's customer id, action and accepted, whose measured
-    acceptance rates replace the playbook's assumed ones."""
+    acceptance rates replace the playbook's assumed ones; `uplift_from`: an experiment in the
+    history whose measured uplift does, over the campaign's."""
     table = validate(read_table(source), target, id_column, settings.min_rows)
     spec = infer_spec(table.features, id_column, target, categorical, numeric)
     log.info("Label mapping for %r: %s", target, table.label_mapping)
@@ -162,6 +172,8 @@ def train(
         for bad in campaign.bad_rows:
             log.warning("Campaign results, row %d skipped: %s", bad.row, bad.message)
         playbook = measured_playbook(playbook, campaign)
+    if uplift_from is not None:
+        playbook = uplift_playbook(playbook, _measured(uplift_from, settings))
     data = split(table, seed)
     results = fit_candidates(spec, data, seed, settings)
     winner = pick_winner(results)
@@ -196,6 +208,15 @@ def train(
         winner=winner.candidate.name,
         results=logged,
     )
+
+
+def _measured(experiment: str, settings: TrainingSettings) -> ExperimentResult:
+    """The experiment's uplift over the last UPLIFT_DAYS, before any model is fitted."""
+    until = datetime.now(UTC)
+    return measure(
+        History.open(settings.history).engine, experiment, until - timedelta(days=UPLIFT_DAYS),
+        until, settings.history.outcome_window_days, {}, UPLIFT_MIN_OUTCOMES,
+    )  # fmt: skip
 
 
 def _ensure_experiment(client: MlflowClient, settings: TrainingSettings) -> str:

@@ -93,3 +93,33 @@ def test_candidates_are_read_as_a_comma_separated_list(monkeypatch: pytest.Monke
     assert TrainingSettings().candidates == ("catboost",)
     monkeypatch.delenv("CHURN_CANDIDATES")
     assert TrainingSettings().candidates == ("logistic_regression", "catboost")
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "message"),
+    [
+        (["experiments", "--experiment", "nope"], {}, "No decision of experiment 'nope'"),
+        (["experiments"], {}, "--experiment NAME or CHURN_EXPERIMENT_NAME"),
+        (["experiments"], {"CHURN_EXPERIMENT_NAME": "two words"}, "is not a plain word"),
+        (
+            ["experiments"],
+            {"CHURN_EXPERIMENT_NAME": "w", "CHURN_EXPERIMENT_CONTROL_SHARE": "2"},
+            "CHURN_EXPERIMENT_CONTROL_SHARE: Input should be less than or equal to 1",
+        ),
+        (["train", "--data", "{csv}", "--uplift-from", "nope"], {},
+         "No decision of experiment 'nope'"),
+    ],
+)  # fmt: skip
+def test_experiment_mistakes_exit_2_naming_them(
+    customers_csv: Path, tmp_path: Path, args: list[str], environment: dict[str, str], message: str
+) -> None:
+    env = {
+        **os.environ,
+        "CHURN_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}",
+        "CHURN_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        **environment,
+    }
+    result = _run(*(arg.replace("{csv}", str(customers_csv)) for arg in args), env=env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

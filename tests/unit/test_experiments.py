@@ -13,17 +13,25 @@ from pydantic import ValidationError
 from churn.errors import UserError
 from churn.experiment import Experiment, ExperimentSettings
 from churn.model import Decisions
-from churn.playbook import NO_ACTION
-from history.experiments import ALL_SEGMENTS, difference_interval, measure
+from churn.playbook import NO_ACTION, load_playbook
+from history.experiments import (
+    ALL_SEGMENTS,
+    ExperimentResult,
+    Uplift,
+    difference_interval,
+    measure,
+)
 from history.records import ScoredBatch, rows_of
 from history.settings import HistorySettings
 from history.sinks import sink_for
 from history.store import History
 from training.outcomes import store_outcomes
+from training.uplift_playbook import uplift_playbook
 
 DECIDED_AT = datetime(2026, 9, 1, tzinfo=UTC)
 OBSERVED_AT = DECIDED_AT + timedelta(days=30)
 CALL = "retention_call"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _decisions(actions: list[str], segments: list[str]) -> Decisions:
@@ -185,3 +193,30 @@ def test_the_interval_of_a_difference_is_sound_at_the_edges() -> None:
     assert low < 0 < high
     low, high = difference_interval(30, 100, 10, 100)
     assert 0 < low < 0.2 < high < 0.35
+
+
+def _row(action: str, uplift: float, low: float, high: float, verdict: str) -> Uplift:
+    return Uplift(action, ALL_SEGMENTS, 900, 100, 0.30 - uplift, 0.30, uplift, low, high,
+                  1000 * uplift, None, None, verdict)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_measured_uplift_replaces_the_assumed_acceptance_and_flags_harm() -> None:
+    playbook = load_playbook(ROOT / "playbooks" / "generic.yaml")
+    result = ExperimentResult(
+        "winter", DECIDED_AT, OBSERVED_AT, {"treated": 900, "control": 100}, 1000, 0,
+        [
+            _row("retention_call", 0.06, 0.02, 0.10, "keeps customers"),
+            _row("retention_offer", -0.05, -0.09, -0.01, "harmful"),
+            _row("unknown_action", 0.05, 0.01, 0.09, "keeps customers"),
+        ],
+    )  # fmt: skip
+    measured = uplift_playbook(playbook, result).actions
+    assert measured["retention_call"].acceptance_rate == pytest.approx(0.06 / 0.30)
+    assert "experiment winter: uplift +6.0 pts" in measured["retention_call"].acceptance_source
+    assert measured["retention_offer"].acceptance_rate == 0.0
+    assert measured["retention_offer"].acceptance_source.startswith("HARMFUL")
+    too_few = ExperimentResult(
+        "winter", DECIDED_AT, OBSERVED_AT, {}, 10, 0,
+        [_row("retention_call", 0.5, -0.2, 0.9, "too few outcomes")],
+    )  # fmt: skip
+    assert uplift_playbook(playbook, too_few).actions == playbook.actions
