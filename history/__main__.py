@@ -107,7 +107,7 @@ def export(
         raise unreachable(url, error) from None
     typer.echo(
         f"Wrote {done.rows['customers']:,} customers and {done.rows['daily_kpis']:,} KPI rows "
-        f"over {done.days} days, {first} to {last}, to {out}"
+        f"over {done.days} day{'' if done.days == 1 else 's'}, {first} to {last}, to {out}"
     )
 
 

@@ -6,7 +6,9 @@ in the `window_days` before the outcome was observed (its latest outcome, if it 
 The action compared is the one recommended: what a treated customer was offered, and what a
 held-back customer would have been. Uplift is the control group's churn rate minus the treated
 group's, with Newcombe's hybrid-score 95% interval (sound with few customers and with rates
-near 0 or 1, where the plain normal interval is not).
+near 0 or 1, where the plain normal interval is not). A verdict (keeps customers, harmful)
+needs the interval widened for every row the report judges at once (Bonferroni): a dozen
+segments at 95% each would otherwise show one effect by chance.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from statistics import NormalDist
 from typing import Any, Literal
 
 import pandas as pd
@@ -157,17 +160,37 @@ def uplift_table(
         churned=matched["churned"].astype(bool),
         customer_value=pd.to_numeric(matched["customer_value"], errors="coerce"),
     )
-    table = []
+    cells = []
     for action, rows in sorted(frame.groupby("recommended"), key=lambda item: str(item[0])):
-        cost = costs.get(str(action))
-        table.append(_uplift(str(action), ALL_SEGMENTS, rows, cost, min_outcomes))
+        cells.append((str(action), ALL_SEGMENTS, rows))
         for segment, in_segment in sorted(rows.groupby("segment"), key=lambda i: str(i[0])):
-            table.append(_uplift(str(action), str(segment), in_segment, cost, min_outcomes))
-    return table
+            cells.append((str(action), str(segment), in_segment))
+    judged = sum(min(_group_sizes(rows)) >= min_outcomes for _, _, rows in cells)
+    z_verdict = verdict_z(judged)
+    return [
+        _uplift(action, segment, rows, costs.get(action), min_outcomes, z_verdict)
+        for action, segment, rows in cells
+    ]
+
+
+def verdict_z(comparisons: int) -> float:
+    """The normal quantile of a verdict's interval: 95% for the whole report together
+    (Bonferroni), so among a dozen segments one does not look helped, or harmed, by chance."""
+    return NormalDist().inv_cdf(1 - 0.05 / (2 * max(1, comparisons)))
+
+
+def _group_sizes(rows: pd.DataFrame) -> tuple[int, int]:
+    treatment = rows["treatment"]
+    return int((treatment == "treated").sum()), int((treatment == "control").sum())
 
 
 def _uplift(
-    action: str, segment: str, rows: pd.DataFrame, cost: float | None, min_outcomes: int
+    action: str,
+    segment: str,
+    rows: pd.DataFrame,
+    cost: float | None,
+    min_outcomes: int,
+    z_verdict: float,
 ) -> Uplift:
     treated = rows[rows["treatment"] == "treated"]
     control = rows[rows["treatment"] == "control"]
@@ -198,7 +221,9 @@ def _uplift(
         kept_per_1000_treated=1000 * uplift,
         incremental_profit_per_treated=per_treated,
         incremental_profit=None if per_treated is None else per_treated * n_t,
-        verdict=_verdict(low, high, n_t, n_c, min_outcomes),
+        verdict=_verdict(
+            difference_interval(churned_c, n_c, churned_t, n_t, z_verdict), n_t, n_c, min_outcomes
+        ),
     )
 
 
@@ -223,7 +248,8 @@ def wilson_interval(events: int, n: int, z: float = Z_95) -> tuple[float, float]
     return max(0.0, centre - spread), min(1.0, centre + spread)
 
 
-def _verdict(low: float, high: float, n_t: int, n_c: int, min_outcomes: int) -> Verdict:
+def _verdict(interval: tuple[float, float], n_t: int, n_c: int, min_outcomes: int) -> Verdict:
+    low, high = interval
     if min(n_t, n_c) < min_outcomes:
         return "too few outcomes"
     if low > 0:

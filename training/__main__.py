@@ -520,8 +520,8 @@ def _print_uplifts(report: Any) -> None:
             "assigned; they are left out."
         )
     typer.echo(
-        f"{'action':<24}{'segment':<28}{'treated':>8}{'control':>8}{'uplift':>8}"
-        f"{'95% interval':>18}{'kept/1k':>8}{'profit/treated':>15}  verdict"
+        f"{'action':<24}{'treated':>8}{'control':>8}{'uplift':>8}{'95% interval':>18}"
+        f"{'kept/1k':>8}{'profit/treated':>15}  {'verdict':<17}segment"
     )
     for row in result.uplifts:
         uplift = "n/a" if row.uplift is None else f"{row.uplift:+.1%}"
@@ -533,9 +533,14 @@ def _print_uplifts(report: Any) -> None:
             f"{row.incremental_profit_per_treated:,.2f}"
         )  # fmt: skip
         typer.echo(
-            f"{row.action[:23]:<24}{row.segment[:27]:<28}{row.treated:>8,}{row.control:>8,}"
-            f"{uplift:>8}{interval:>18}{kept:>8}{profit:>15}  {row.verdict}"
+            f"{row.action[:23]:<24}{row.treated:>8,}{row.control:>8,}{uplift:>8}{interval:>18}"
+            f"{kept:>8}{profit:>15}  {row.verdict:<17}{row.segment}"
         )
+    judged = sum(row.verdict != "too few outcomes" for row in result.uplifts)
+    typer.echo(
+        f"A verdict holds for the {judged} rows with enough outcomes together (Bonferroni); "
+        "each interval shown is the row's own 95%."
+    )
 
 
 def _print_agreement(

@@ -74,8 +74,10 @@ tr.all td {{ font-weight: 600; border-top: 2px solid #9aa5b1; }}
 <p>Decisions from {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC: {groups}
 customers; {result.with_outcome:,} of them have an outcome. {_unassigned(result)}</p>
 <p>Uplift is the control group's churn rate minus the treated group's, with its 95% interval:
-above 0, the action keeps customers who would otherwise leave. Profit per treated customer is
-the uplift times the treated customers' mean value, minus the action's cost. {costs}</p>
+above 0, the action keeps customers who would otherwise leave. A verdict holds for every row
+with enough outcomes together (Bonferroni), so its interval is wider than the one shown. Profit
+per treated customer is the uplift times the treated customers' mean value, minus the action's
+cost. {costs}</p>
 {uplift_table(result.uplifts)}
 </body></html>
 """

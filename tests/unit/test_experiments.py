@@ -20,6 +20,8 @@ from history.experiments import (
     Uplift,
     difference_interval,
     measure,
+    uplift_table,
+    verdict_z,
 )
 from history.records import ScoredBatch, rows_of
 from history.settings import HistorySettings
@@ -220,3 +222,25 @@ def test_measured_uplift_replaces_the_assumed_acceptance_and_flags_harm() -> Non
         [_row("retention_call", 0.5, -0.2, 0.9, "too few outcomes")],
     )  # fmt: skip
     assert uplift_playbook(playbook, too_few).actions == playbook.actions
+
+
+def test_a_verdict_holds_for_every_row_of_the_report_together() -> None:
+    assert verdict_z(1) == pytest.approx(1.96, abs=0.001)
+    assert verdict_z(16) == pytest.approx(2.955, abs=0.001)
+    # 1 of 16 rows at 95% looks helped by chance: +10 points, 95% interval above 0.
+    rows = pd.DataFrame(
+        {
+            "action": CALL, "held_back_action": None, "segment": "a",
+            "treatment": ["treated"] * 1000 + ["control"] * 100,
+            "churned": [True] * 200 + [False] * 800 + [True] * 30 + [False] * 70,
+            "customer_value": 100.0,
+        }
+    )  # fmt: skip
+    alone = next(r for r in uplift_table(rows, {}, min_outcomes=50) if r.segment == "a")
+    assert alone.uplift_low is not None and alone.uplift_low > 0
+    assert alone.verdict == "keeps customers"
+    others = [rows.assign(segment=f"s{n}") for n in range(15)]
+    table = uplift_table(pd.concat([rows, *others]), {}, min_outcomes=50)
+    together = next(r for r in table if r.segment == "a")
+    assert (together.uplift_low, together.uplift_high) == (alone.uplift_low, alone.uplift_high)
+    assert together.verdict == "no clear effect"
