@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
+from churn.calibration import Calibration, calibrated
 from churn.catboost_pool import catboost_probability
 from churn.columns import Table
 from churn.customer_value import CustomerValue
@@ -101,6 +102,9 @@ class Insight:
 class ChurnModel(PythonModel):
     """Raw customer rows in, churn probabilities out (`decide` and `explain` give the rest)."""
 
+    # Versions registered before calibration existed unpickle without one.
+    calibration: Calibration | None = None
+
     def __init__(
         self,
         spec: FeatureSpec,
@@ -109,6 +113,7 @@ class ChurnModel(PythonModel):
         threshold: float,
         tiers: RiskTiers,
         insight: Insight,
+        calibration: Calibration | None = None,
     ) -> None:
         self.spec = spec
         self.estimator = estimator
@@ -116,6 +121,7 @@ class ChurnModel(PythonModel):
         self.threshold = threshold
         self.tiers = tiers
         self.insight = insight
+        self.calibration = calibration
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -127,8 +133,10 @@ class ChurnModel(PythonModel):
 
     def churn_probability_prepared(self, features: Table) -> np.ndarray:
         if isinstance(self.estimator, LinearScorer):
-            return self.estimator.predict_proba(features)[:, 1]
-        return catboost_probability(self.estimator, self.spec, features)
+            raw = self.estimator.predict_proba(features)[:, 1]
+        else:
+            raw = catboost_probability(self.estimator, self.spec, features)
+        return calibrated(self.calibration, raw)
 
     def decide(self, customers: Table) -> Decisions:
         return self.decide_prepared(self.spec.prepare_columns(customers))
@@ -153,7 +161,7 @@ class ChurnModel(PythonModel):
         reasons = np.full(len(features), "", dtype=object)
         if matrix is not None and base is not None and len(features):
             reasons = np.array(self.spec.names, dtype=object)[matrix.argmax(axis=1)]
-            probability = _probability(matrix, base)
+            probability = calibrated(self.calibration, _probability(matrix, base))
         else:
             probability = self.churn_probability_prepared(features)
         tier = self.tiers.assign(probability)
@@ -182,11 +190,13 @@ class ChurnModel(PythonModel):
         """Churn probabilities and top reasons, from one computation of the contributions."""
         features = self.spec.prepare_columns(customers)
         matrix, base = contributions(self.insight.explainer, self.spec, features)
-        return _probability(matrix, base), reasons_from(matrix, self.spec, features)
+        probability = calibrated(self.calibration, _probability(matrix, base))
+        return probability, reasons_from(matrix, self.spec, features)
 
     def describe(self) -> dict[str, Any]:
         return {
             "candidate": self.candidate,
+            "calibration": None if self.calibration is None else self.calibration.describe(),
             "threshold": self.threshold,
             "risk_tiers": asdict(self.tiers),
             "deciles": list(self.insight.deciles.cutoffs),

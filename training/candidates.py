@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churn.calibration import Calibration, calibrated
 from churn.features import FeatureSpec
 from churn.linear_scorer import LinearScorer
 from churn.model import ChurnEstimator
@@ -28,8 +29,14 @@ class FittedCandidate:
     name: CandidateName
     estimator: ChurnEstimator
     params: dict[str, Any]
+    # Chosen on the validation split (training/calibrate.py); None: served as estimated.
+    calibration: Calibration | None = None
 
     def churn_probability(self, features: pd.DataFrame) -> np.ndarray:
+        """The probability the registered model will serve: calibrated, if it is."""
+        return calibrated(self.calibration, self.raw_probability(features))
+
+    def raw_probability(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(features))[:, 1]
 
     def feature_importance(self, spec: FeatureSpec) -> pd.Series:
@@ -46,12 +53,18 @@ class FittedCandidate:
 
 
 def fit_logistic_regression(
-    spec: FeatureSpec, train: pd.DataFrame, y_train: np.ndarray, seed: int
+    spec: FeatureSpec,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    seed: int,
+    tuned: dict[str, Any] | None = None,
 ) -> FittedCandidate:
-    params: dict[str, Any] = {"C": 1.0, "max_iter": 2000, "encoder": "CatBoostEncoder"}
+    """`tuned` overrides C (the inverse regularisation) and the encoder's smoothing `a`."""
+    params: dict[str, Any] = {"C": 1.0, "a": 1.0} | (tuned or {})
+    params |= {"max_iter": 2000, "encoder": "CatBoostEncoder"}
     encode = ColumnTransformer(
         [
-            ("categorical", CatBoostEncoder(random_state=seed), spec.categorical),
+            ("categorical", CatBoostEncoder(random_state=seed, a=params["a"]), spec.categorical),
             (
                 "numeric",
                 Pipeline(
@@ -81,12 +94,16 @@ def fit_catboost(
     seed: int,
     iterations: int,
     threads: int,
+    tuned: dict[str, Any] | None = None,
 ) -> FittedCandidate:
+    """`tuned` overrides the defaults below (training/search.py searches them)."""
     params: dict[str, Any] = {
-        "iterations": iterations,
         "learning_rate": 0.03,
         "depth": 6,
         "l2_leaf_reg": 5.0,
+    } | (tuned or {})
+    params |= {
+        "iterations": iterations,
         "loss_function": "Logloss",
         "random_seed": seed,
         "early_stopping_rounds": EARLY_STOPPING_ROUNDS,

@@ -24,6 +24,7 @@ class Metrics:
     pr_auc: float
     log_loss: float
     brier: float
+    expected_calibration_error: float
     precision: float
     recall: float
     f1: float
@@ -96,6 +97,18 @@ def top_decile_lift(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean(y_true[order]) / base_rate)
 
 
+def expected_calibration_error(y: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
+    """The customers-weighted mean gap between predicted and observed churn, in ten equal-width
+    probability bins."""
+    index = np.minimum((np.asarray(scores) * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            error += members.mean() * abs(float(scores[members].mean()) - float(y[members].mean()))
+    return float(error)
+
+
 def evaluate(
     y_true: np.ndarray, scores: np.ndarray, threshold: float, economics: Economics
 ) -> Metrics:
@@ -107,6 +120,7 @@ def evaluate(
         pr_auc=float(average_precision_score(y_true, scores)),
         log_loss=float(log_loss(y_true, clipped, labels=[0, 1])),
         brier=float(brier_score_loss(y_true, scores)),
+        expected_calibration_error=expected_calibration_error(y_true, scores),
         precision=float(precision_score(y_true, predicted, zero_division=0)),
         recall=float(recall_score(y_true, predicted, zero_division=0)),
         f1=float(f1_score(y_true, predicted, zero_division=0)),

@@ -9,6 +9,7 @@ ROWS = (
     ("PR-AUC", "pr_auc", "{:.4f}"),
     ("log-loss", "log_loss", "{:.4f}"),
     ("Brier", "brier", "{:.4f}"),
+    ("calibration error", "expected_calibration_error", "{:.4f}"),
     ("threshold", "threshold", "{:.3f}"),
     ("precision", "precision", "{:.3f}"),
     ("recall", "recall", "{:.3f}"),
@@ -33,4 +34,8 @@ def metrics_table(result: TrainingResult) -> str:
     for label, key, fmt in ROWS:
         cells = "".join(f"{fmt.format(r.test.as_dict()[key]):>{width}}" for r in result.results)
         lines.append(f"{label:20}{cells}")
+    methods = "".join(
+        f"{r.calibration.method if r.calibration else 'none':>{width}}" for r in result.results
+    )
+    lines.append(f"{'calibrated by':20}{methods}")
     return "\n".join(lines)

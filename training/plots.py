@@ -46,6 +46,24 @@ def calibration_figure(y_true: np.ndarray, scores: np.ndarray, title: str) -> Fi
     return figure
 
 
+def reliability_figure(
+    y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, title: str
+) -> Figure:
+    """The validation split's reliability before and after calibration."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for scores, label in ((raw, "as estimated"), (calibrated, "calibrated")):
+        observed, predicted = calibration_curve(y_true, scores, n_bins=10, strategy="quantile")
+        axis.plot(predicted, observed, marker="o", label=label)
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    axis.set(
+        xlabel="Predicted churn probability",
+        ylabel="Observed churn rate",
+        title=f"Reliability on validation: {title}",
+    )
+    axis.legend(loc="upper left")
+    return figure
+
+
 def lift_gain_figure(y_true: np.ndarray, scores: np.ndarray, title: str) -> Figure:
     order = np.argsort(-scores, kind="stable")
     captured = np.cumsum(y_true[order]) / max(1, int(np.sum(y_true)))

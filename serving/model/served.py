@@ -93,6 +93,8 @@ def card(
         "run_id": run_id,
         "bento_model": source,
         "candidate": model.candidate,
+        # None: the estimator's probabilities are served as they are.
+        "calibration": None if model.calibration is None else model.calibration.describe(),
         "threshold": model.threshold,
         "risk_tiers": description["risk_tiers"],
         "test_metrics": test_metrics(version_tags),
