@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from training.paired import Paired
 
 MAX_BAD_ROWS_SHOWN = 20
+# `train --tune` without --trials or --budget-minutes searches this long.
+DEFAULT_BUDGET_MINUTES = 15.0
 SqlTable = Annotated[Optional[str], typer.Option(help="SQL table to read, with a URL in --data.")]
 SqlQuery = Annotated[Optional[str], typer.Option(help="SQL query to run, with a URL in --data.")]
 WeekStart = Annotated[
@@ -104,6 +106,21 @@ def train(
             "rates replace the playbook's."
         ),
     ] = None,
+    tune: Annotated[
+        bool, typer.Option(help="Search each candidate's parameters first, with Optuna.")
+    ] = False,
+    budget_minutes: Annotated[
+        Optional[float],
+        typer.Option(help="With --tune: the search's time, shared by the candidates [15]."),
+    ] = None,
+    trials: Annotated[
+        Optional[int],
+        typer.Option(help="With --tune: trials per candidate (the same trials, the same model)."),
+    ] = None,
+    folds: Annotated[int, typer.Option(help="With --tune: cross-validation folds.")] = 5,
+    tune_objective: Annotated[
+        str, typer.Option(help="With --tune: what a trial maximises: profit, or log_loss (lowest).")
+    ] = "profit",
     uplift_from: Annotated[
         Optional[str],
         typer.Option(
@@ -115,14 +132,26 @@ def train(
     """Train the candidates, log them to MLflow and register the winner."""
     if playbook_missing not in (None, "refuse", "skip"):
         raise UserError(f"--playbook-missing: {playbook_missing!r} is not refuse or skip.")
+    if tune_objective not in ("profit", "log_loss"):
+        raise UserError(f"--tune-objective: {tune_objective!r} is not profit or log_loss.")
+    if not tune and (budget_minutes is not None or trials is not None):
+        raise UserError("--budget-minutes and --trials go with --tune.")
     settings = _settings(
         model_name=model_name, experiment=experiment, playbook_missing=playbook_missing
     )
     # Imported once the settings are known to be good: MLflow and the models take seconds.
     from training.data import Source
     from training.metrics_table import metrics_table
+    from training.search import SearchOptions
     from training.train import train as run_training
 
+    search_options = None
+    if tune:
+        budget = DEFAULT_BUDGET_MINUTES if budget_minutes is None and trials is None else None
+        search_options = SearchOptions(
+            trials, budget_minutes if budget_minutes is not None else budget, folds,
+            tune_objective,  # type: ignore[arg-type]
+        )  # fmt: skip
     result = run_training(
         Source(data, table=table, query=query),
         target=target,
@@ -133,6 +162,7 @@ def train(
         numeric=tuple(numeric or ()),
         campaign_results=campaign_results,
         uplift_from=uplift_from,
+        search_options=search_options,
     )
     typer.echo(metrics_table(result))
     typer.echo(f"\nWinner: {result.winner}  run {result.model_run_id}")
@@ -516,8 +546,8 @@ def _print_uplifts(report: Any) -> None:
     )
     if result.unassigned_outcomes:
         typer.echo(
-            f"{result.unassigned_outcomes:,} outcomes are for customers the experiment never "
-            "assigned; they are left out."
+            f"{result.unassigned_outcomes:,} customers with an outcome were never assigned by "
+            "the experiment; they are left out."
         )
     typer.echo(
         f"{'action':<24}{'treated':>8}{'control':>8}{'uplift':>8}{'95% interval':>18}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -33,11 +34,14 @@ from history.experiments import ExperimentResult, measure
 from history.store import History
 from registry.client import connect
 from training import plots
+from training.calibrate import CalibrationChoice, choose_calibration
 from training.campaign import CampaignResults, measured_playbook, read_campaign
 from training.candidates import FittedCandidate, fit_catboost, fit_logistic_regression
 from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
 from training.playbooks import choose_playbook
+from training.progress import step
+from training.search import SearchOptions, search
 from training.segmentation import fit_segments
 from training.settings import TrainingSettings
 from training.uplift_playbook import uplift_playbook
@@ -72,6 +76,7 @@ class CandidateResult:
     tiers: RiskTiers
     validation: Metrics
     test: Metrics
+    calibration: CalibrationChoice | None = None
     run_id: str = ""
 
 
@@ -101,28 +106,41 @@ def split(table: LabelledTable, seed: int) -> Split:
 
 
 def fit_candidates(
-    spec: FeatureSpec, data: Split, seed: int, settings: TrainingSettings
+    spec: FeatureSpec,
+    data: Split,
+    seed: int,
+    settings: TrainingSettings,
+    tuned: dict[str, dict[str, Any]] | None = None,
 ) -> list[CandidateResult]:
+    """Each candidate fitted on the training split (with `tuned` parameters, by name),
+    calibrated and given its threshold on the validation split, and judged on the test split."""
+    tuned = tuned or {}
     train, valid, test = (spec.prepare(frame) for frame in (data.train, data.valid, data.test))
     fitted = []
     if "logistic_regression" in settings.candidates:
-        fitted.append(fit_logistic_regression(spec, train, data.y_train, seed))
-    if "catboost" in settings.candidates:
-        fitted.append(
-            fit_catboost(
-                spec,
-                train,
-                data.y_train,
-                valid,
-                data.y_valid,
-                seed,
-                settings.catboost_iterations,
-                settings.catboost_threads,
+        with step("Fitting logistic_regression"):
+            fitted.append(
+                fit_logistic_regression(
+                    spec, train, data.y_train, seed, tuned.get("logistic_regression")
+                )
             )
-        )
+    if "catboost" in settings.candidates:
+        with step("Fitting catboost") as done:
+            catboost = fit_catboost(
+                spec, train, data.y_train, valid, data.y_valid, seed,
+                settings.catboost_iterations, settings.catboost_threads, tuned.get("catboost"),
+            )  # fmt: skip
+            done(f"best iteration {catboost.params['best_iteration']}")
+            fitted.append(catboost)
     base_rate = float(np.mean(data.y_train))
     results = []
-    for candidate in fitted:
+    for raw in fitted:
+        choice = choose_calibration(raw.raw_probability(valid), data.y_valid, seed)
+        log.info(
+            "%s: calibration %s (cross-fitted validation log-loss %s)", raw.name, choice.method,
+            ", ".join(f"{method} {value:.4f}" for method, value in choice.log_loss.items()),
+        )  # fmt: skip
+        candidate = replace(raw, calibration=choice.calibration)
         valid_scores = candidate.churn_probability(valid)
         threshold = choose_threshold(data.y_valid, valid_scores, settings.economics)
         results.append(
@@ -134,6 +152,7 @@ def fit_candidates(
                 test=evaluate(
                     data.y_test, candidate.churn_probability(test), threshold, settings.economics
                 ),
+                calibration=choice,
             )
         )
     return results
@@ -157,11 +176,15 @@ def train(
     numeric: tuple[str, ...] = (),
     campaign_results: Path | None = None,
     uplift_from: str | None = None,
+    search_options: SearchOptions | None = None,
 ) -> TrainingResult:
     """`campaign_results`: a past campaign's customer id, action and accepted, whose measured
     acceptance rates replace the playbook's assumed ones; `uplift_from`: an experiment in the
-    history whose measured uplift does, over the campaign's."""
-    table = validate(read_table(source), target, id_column, settings.min_rows)
+    history whose measured uplift does, over the campaign's; `search_options`: search each
+    candidate's parameters first (training/search.py)."""
+    with step(f"Reading {source.describe()}") as done:
+        table = validate(read_table(source), target, id_column, settings.min_rows)
+        done(f"{len(table.target):,} rows, {table.features.shape[1]} columns")
     spec = infer_spec(table.features, id_column, target, categorical, numeric)
     log.info("Label mapping for %r: %s", target, table.label_mapping)
     # Checked before any model is fitted, so a playbook naming absent columns fails at once.
@@ -175,8 +198,8 @@ def train(
     if uplift_from is not None:
         playbook = uplift_playbook(playbook, _measured(uplift_from, settings))
     data = split(table, seed)
-    results = fit_candidates(spec, data, seed, settings)
-    winner = pick_winner(results)
+    if search_options is not None:
+        search_options.check(data.y_train)
 
     client = connect(settings)
     experiment_id = _ensure_experiment(client, settings)
@@ -189,12 +212,23 @@ def train(
                 "rows": len(table.target),
                 "seed": seed,
                 "label_mapping": table.label_mapping,
+                "tuned": search_options is not None,
                 **{f"economics.{k}": v for k, v in settings.economics.model_dump().items()},
             }
         )
+        tuned: dict[str, dict[str, Any]] = {}
+        if search_options is not None:
+            with step("Searching"):
+                tuned = search(
+                    settings.candidates, spec, spec.prepare(data.train), data.y_train, seed,
+                    settings, search_options, experiment_id,
+                )  # fmt: skip
+        results = fit_candidates(spec, data, seed, settings, tuned)
+        winner = pick_winner(results)
         mlflow.log_dict(spec.to_dict(), "feature_spec.json")
         mlflow.log_dict(table.label_mapping, "label_mapping.json")
-        logged = [_log_candidate(result, spec, data, experiment_id) for result in results]
+        with step("Evaluating and logging the candidates"):
+            logged = [_log_candidate(result, spec, data, experiment_id) for result in results]
         winner = next(r for r in logged if r.candidate.name == winner.candidate.name)
         mlflow.set_tag("winner", winner.candidate.name)
         mlflow.log_metrics({f"winner.test.{k}": v for k, v in winner.test.as_dict().items()})
@@ -239,11 +273,21 @@ def _log_candidate(
         mlflow.log_params({"candidate": name, "threshold": result.threshold})
         mlflow.log_metrics({f"test.{k}": v for k, v in result.test.as_dict().items()})
         mlflow.log_metrics({f"valid.{k}": v for k, v in result.validation.as_dict().items()})
+        if result.calibration is not None:
+            mlflow.log_param("calibration", result.calibration.method)
+            mlflow.log_metrics(result.calibration.metrics())
         scores = result.candidate.churn_probability(spec.prepare(data.test))
+        valid = spec.prepare(data.valid)
         figures = {
             "plots/roc.png": plots.roc_figure(data.y_test, scores, name),
             "plots/precision_recall.png": plots.precision_recall_figure(data.y_test, scores, name),
             "plots/calibration.png": plots.calibration_figure(data.y_test, scores, name),
+            "plots/reliability_validation.png": plots.reliability_figure(
+                data.y_valid,
+                result.candidate.raw_probability(valid),
+                result.candidate.churn_probability(valid),
+                name,
+            ),
             "plots/lift_gain.png": plots.lift_gain_figure(data.y_test, scores, name),
             "plots/feature_importance.png": plots.importance_figure(
                 result.candidate.feature_importance(spec), name
@@ -258,6 +302,7 @@ def _log_candidate(
         tiers=result.tiers,
         validation=result.validation,
         test=result.test,
+        calibration=result.calibration,
         run_id=run.info.run_id,
     )
 
@@ -312,17 +357,24 @@ def _register(
     playbook: Playbook,
     campaign: CampaignResults | None,
 ) -> str:
+    with step("Segments, deciles, reasons and the reference profile"):
+        insight = fit_insight(winner, spec, data, seed, settings, playbook)
     model = ChurnModel(
         spec=spec,
         estimator=winner.candidate.estimator,
         candidate=winner.candidate.name,
         threshold=winner.threshold,
         tiers=winner.tiers,
-        insight=fit_insight(winner, spec, data, seed, settings, playbook),
+        insight=insight,
+        calibration=winner.candidate.calibration,
     )
     example = spec.prepare(pd.DataFrame([spec.example]))  # never a real customer's row
     signature = infer_signature(example, model.churn_probability(example))
-    with mlflow.start_run(run_id=winner.run_id), tempfile.TemporaryDirectory() as folder:
+    with (
+        step("Registering"),
+        mlflow.start_run(run_id=winner.run_id),
+        tempfile.TemporaryDirectory() as folder,
+    ):
         description = Path(folder) / MODEL_DESCRIPTION_FILE
         description.write_text(json.dumps(model.describe(), indent=2))
         info = mlflow.pyfunc.log_model(
@@ -363,6 +415,7 @@ def _register(
     client = mlflow.MlflowClient()
     tags = {f"test.{k}": f"{v:.6g}" for k, v in winner.test.as_dict().items()}
     tags |= {"candidate": winner.candidate.name, "threshold": f"{winner.threshold:.6g}"}
+    tags |= {"calibration": winner.calibration.method if winner.calibration else "none"}
     tags |= {"playbook": f"{playbook.name} {playbook.version}"}
     if playbook.dropped_rules:
         tags["playbook.dropped_rules"] = "; ".join(playbook.dropped_rules)

@@ -123,3 +123,30 @@ def test_experiment_mistakes_exit_2_naming_them(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tune", "--budget-minutes", "0"], "--budget-minutes: 0 is not above 0"),
+        (["--tune", "--trials", "-1"], "--trials: -1 is not 1 or more"),
+        (["--trials", "3"], "--budget-minutes and --trials go with --tune"),
+        (["--tune", "--tune-objective", "auc"], "--tune-objective: 'auc' is not profit or"),
+        (["--tune", "--folds", "8", "--rare"], "at least 8 rows of each class in the training"),
+    ],
+)  # fmt: skip
+def test_search_mistakes_exit_2_naming_them(
+    customers: pd.DataFrame, tmp_path: Path, args: list[str], message: str
+) -> None:
+    path = tmp_path / "customers.csv"
+    table = customers.head(400)
+    if "--rare" in args:
+        args = [arg for arg in args if arg != "--rare"]
+        # The fewest churners a table may have (10): 6 of them land in the training split.
+        table = table.assign(Churn=["Yes"] * 10 + ["No"] * (len(table) - 10))
+    table.to_csv(path, index=False)
+    env = {**os.environ, "CHURN_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    result = _run("train", "--data", str(path), "--id-column", "customerID", *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

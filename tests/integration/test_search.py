@@ -1,0 +1,91 @@
+"""`training train --tune`: an Optuna search per candidate, each trial a nested MLflow run, and
+a registered model that serves calibrated probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.calibration import calibrated
+from churn.features import FeatureSpec, infer_spec
+from churn.model import ChurnModel
+from tests.integration.conftest import quick_settings
+from training.data import Source, read_table, validate
+from training.search import SearchOptions, search
+from training.train import split, train
+
+pytestmark = pytest.mark.integration
+SEED = 7
+
+
+def test_a_three_trial_search_is_nested_calibrated_and_reproducible(
+    tmp_path: Path, customers: pd.DataFrame, customers_csv: Path
+) -> None:
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = quick_settings(tracking_uri, tmp_path / "artifacts")
+    options = SearchOptions(trials=3, budget_minutes=None, folds=3)
+    result = train(
+        Source(str(customers_csv)), target="Churn", id_column="customerID", seed=SEED,
+        settings=settings, search_options=options,
+    )  # fmt: skip
+
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    children = {}
+    for run in runs:
+        children.setdefault(run.data.tags.get("mlflow.parentRunId"), []).append(run)
+    searches = {r.info.run_name: r for r in children[result.parent_run_id]}
+    best = {}
+    for name in settings.candidates:
+        study = searches[f"{name} search"]
+        trials = children[study.info.run_id]
+        assert sorted(r.info.run_name for r in trials) == [f"{name} trial {n}" for n in range(3)]
+        for trial in trials:
+            assert trial.data.tags["state"] == "complete"
+            assert {"cv.roc_auc", "cv.profit", "cv.log_loss"} <= set(trial.data.metrics)
+        best[name] = {
+            key.removeprefix("best."): value
+            for key, value in study.data.params.items()
+            if key.startswith("best.")
+        }
+    registered = client.get_model_version(settings.model_name, result.version)
+    winner = next(r for r in result.results if r.candidate.name == result.winner)
+    for key, value in best[result.winner].items():
+        assert str(winner.candidate.params[key]) == value, key
+
+    model: ChurnModel = mlflow.pyfunc.load_model(
+        f"models:/{settings.model_name}/{result.version}"
+    ).unwrap_python_model()
+    assert winner.calibration is not None and model.calibration is not None
+    assert registered.tags["calibration"] == winner.calibration.method
+    described = model.describe()["calibration"]
+    assert (described or {"method": "none"})["method"] == winner.calibration.method
+    features = model.spec.prepare(customers.drop(columns=["Churn"]).head(500))
+    raw = winner.candidate.raw_probability(features)
+    np.testing.assert_allclose(
+        model.churn_probability_prepared(features), calibrated(model.calibration, raw), atol=1e-9
+    )
+    decided = model.decide_prepared(features).probability
+    np.testing.assert_allclose(decided, calibrated(model.calibration, raw), atol=1e-6)
+
+    # The same data, seed and trials give the same parameters.
+    spec, train_features, y_train = _training_split(customers_csv)
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name="again"):
+        again = search(settings.candidates, spec, train_features, y_train, SEED, settings,
+                       options, experiment.experiment_id)  # fmt: skip
+    for name in settings.candidates:
+        assert {k: str(v) for k, v in again[name].items()} == best[name], name
+
+
+def _training_split(csv: Path) -> tuple[FeatureSpec, pd.DataFrame, np.ndarray]:
+    """What `train` searched on: the prepared training split of the same table and seed."""
+    table = validate(read_table(Source(str(csv))), "Churn", "customerID", 200)
+    spec = infer_spec(table.features, "customerID", "Churn")
+    data = split(table, SEED)
+    return spec, spec.prepare(data.train), data.y_train

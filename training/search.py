@@ -1,0 +1,223 @@
+"""The search behind `training train --tune`: an Optuna study per candidate.
+
+Each trial's parameters are judged by stratified k-fold cross-validation on the training split
+alone (the validation split calibrates and sets the threshold; the test split only reports),
+by expected campaign profit or by log-loss. A trial is a nested MLflow run with its parameters
+and cross-validated metrics; one that is hopeless after a fold is pruned. The sampler is
+seeded, so the same data, seed and number of trials give the same parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from churn.errors import UserError
+from churn.features import FeatureSpec
+from training.candidates import CandidateName, fit_catboost, fit_logistic_regression
+from training.evaluate import profit_curve
+from training.settings import Economics, TrainingSettings
+
+log = logging.getLogger("training")
+
+Objective = Literal["profit", "log_loss"]
+# How a time budget is shared when both candidates are searched: a CatBoost trial costs far
+# more than a logistic regression's.
+BUDGET_SHARE: dict[CandidateName, float] = {"catboost": 0.8, "logistic_regression": 0.2}
+# Trials before the pruner may stop one, and the folds a trial must finish first.
+STARTUP_TRIALS = 5
+WARMUP_FOLDS = 1
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    trials: int | None
+    budget_minutes: float | None
+    folds: int = 5
+    objective: Objective = "profit"
+
+    def check(self, y_train: np.ndarray) -> None:
+        """UserError for a search that cannot run: a bad budget, or too few rows per class."""
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise UserError(f"--budget-minutes: {self.budget_minutes:g} is not above 0.")
+        if self.trials is not None and self.trials < 1:
+            raise UserError(f"--trials: {self.trials} is not 1 or more.")
+        if self.folds < 2:
+            raise UserError(f"--folds: {self.folds} is not 2 or more.")
+        counts = np.bincount(y_train, minlength=2)
+        if counts.min() < self.folds:
+            raise UserError(
+                f"--tune with {self.folds} folds needs at least {self.folds} rows of each class "
+                f"in the training split; it has {counts[0]} who stayed and {counts[1]} who "
+                "churned. Use fewer --folds or a larger table."
+            )
+
+
+def search(
+    names: tuple[CandidateName, ...],
+    spec: FeatureSpec,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    seed: int,
+    settings: TrainingSettings,
+    options: SearchOptions,
+    experiment_id: str,
+) -> dict[str, dict[str, Any]]:
+    """The best parameters found for each candidate in `names`, by name."""
+    best: dict[str, dict[str, Any]] = {}
+    shares = {name: BUDGET_SHARE[name] for name in names}
+    for name in names:
+        budget = None
+        if options.budget_minutes is not None:
+            budget = 60 * options.budget_minutes * shares[name] / sum(shares.values())
+        best[name] = _study(name, spec, train, y_train, seed, settings, options, budget,
+                            experiment_id)  # fmt: skip
+    return best
+
+
+def _study(
+    name: CandidateName,
+    spec: FeatureSpec,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    seed: int,
+    settings: TrainingSettings,
+    options: SearchOptions,
+    budget_s: float | None,
+    experiment_id: str,
+) -> dict[str, Any]:
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=STARTUP_TRIALS, n_warmup_steps=WARMUP_FOLDS
+        ),
+        study_name=f"{name}-search",
+    )
+    folds = list(
+        StratifiedKFold(options.folds, shuffle=True, random_state=seed).split(train, y_train)
+    )
+    started = time.perf_counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(name, trial)
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{name} trial {trial.number}", nested=True
+        ):
+            mlflow.log_params({"candidate": name, "trial": trial.number, **params})
+            try:
+                scores = _cross_validate(name, params, spec, train, y_train, seed, settings,
+                                         folds, options.objective, trial)  # fmt: skip
+            except optuna.TrialPruned:
+                mlflow.set_tag("state", "pruned")
+                raise
+            figures = cv_figures(y_train, scores, settings.economics)
+            mlflow.log_metrics({f"cv.{key}": value for key, value in figures.items()})
+            mlflow.set_tag("state", "complete")
+        return figures[options.objective] * (-1 if options.objective == "log_loss" else 1)
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        shown = "pruned" if trial.value is None else f"{_shown(trial.value, options.objective)}"
+        log.info(
+            "%s trial %d: %s; best %s (trial %d); %.0f s in", name, trial.number, shown,
+            _shown(study.best_value, options.objective), study.best_trial.number,
+            time.perf_counter() - started,
+        )  # fmt: skip
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} search", nested=True):
+        mlflow.log_params({"folds": options.folds, "objective": options.objective,
+                           "trials": options.trials, "budget_s": budget_s})  # fmt: skip
+        study.optimize(objective, n_trials=options.trials, timeout=budget_s, callbacks=[report])
+        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not completed:
+            raise UserError(
+                f"The {name} search finished no trial within its budget; give it more minutes."
+            )
+        mlflow.log_params({f"best.{key}": value for key, value in study.best_params.items()})
+        mlflow.log_metric(
+            f"best.cv.{options.objective}", _value(study.best_value, options.objective)
+        )
+        mlflow.log_metrics({"trials_complete": len(completed),
+                            "trials_pruned": len(study.trials) - len(completed)})  # fmt: skip
+    log.info("%s search: best of %d trials %s", name, len(study.trials), study.best_params)
+    return dict(study.best_params)
+
+
+def suggest(name: CandidateName, trial: optuna.Trial) -> dict[str, Any]:
+    if name == "logistic_regression":
+        return {
+            "C": trial.suggest_float("C", 1e-3, 1e2, log=True),
+            "a": trial.suggest_float("a", 0.1, 20.0, log=True),
+        }
+    return {
+        "depth": trial.suggest_int("depth", 4, 8),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 30.0, log=True),
+        "border_count": trial.suggest_categorical("border_count", [32, 64, 128, 254]),
+        "one_hot_max_size": trial.suggest_categorical("one_hot_max_size", [2, 4, 10]),
+        "auto_class_weights": trial.suggest_categorical(
+            "auto_class_weights", ["None", "Balanced", "SqrtBalanced"]
+        ),
+    }
+
+
+def cv_figures(y: np.ndarray, scores: np.ndarray, economics: Economics) -> dict[str, float]:
+    """Out-of-fold figures: ranking, log-loss, and the campaign profit at the best threshold."""
+    _, profits = profit_curve(y, scores, economics)
+    return {
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "pr_auc": float(average_precision_score(y, scores)),
+        "log_loss": float(log_loss(y, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "profit": float(np.max(profits)),
+    }
+
+
+def _cross_validate(
+    name: CandidateName,
+    params: dict[str, Any],
+    spec: FeatureSpec,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    seed: int,
+    settings: TrainingSettings,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    objective: Objective,
+    trial: optuna.Trial,
+) -> np.ndarray:
+    """Out-of-fold probabilities; the trial is pruned when its folds so far are hopeless."""
+    scores = np.full(len(y_train), np.nan)
+    for number, (fit_on, left_out) in enumerate(folds):
+        part, rest = train.iloc[fit_on], train.iloc[left_out]
+        if name == "logistic_regression":
+            fitted = fit_logistic_regression(spec, part, y_train[fit_on], seed, params)
+        else:
+            fitted = fit_catboost(spec, part, y_train[fit_on], rest, y_train[left_out], seed,
+                                  settings.catboost_iterations, settings.catboost_threads,
+                                  params)  # fmt: skip
+        scores[left_out] = fitted.raw_probability(rest)
+        done = ~np.isnan(scores)
+        value = cv_figures(y_train[done], scores[done], settings.economics)[objective]
+        trial.report(value * (-1 if objective == "log_loss" else 1), number)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return scores
+
+
+def _value(value: float, objective: Objective) -> float:
+    return -value if objective == "log_loss" else value
+
+
+def _shown(value: float, objective: Objective) -> str:
+    if objective == "log_loss":
+        return f"log-loss {-value:.4f}"
+    return f"profit {value:.2f} per customer"
