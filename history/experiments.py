@@ -50,7 +50,7 @@ WHERE experiment = :experiment AND NOT shadow AND scored_at >= :since AND scored
 GROUP BY treatment
 """
 UNASSIGNED_OUTCOMES = """
-SELECT COUNT(*) FROM outcomes o
+SELECT COUNT(DISTINCT o.customer_id) FROM outcomes o
 WHERE o.observed_at >= :since AND NOT EXISTS (
     SELECT 1 FROM predictions p WHERE p.customer_id = o.customer_id AND p.experiment = :experiment
 )
@@ -92,7 +92,8 @@ class ExperimentResult:
     # Distinct customers the experiment recorded, by group, and those with an outcome.
     assigned: dict[str, int]
     with_outcome: int
-    # Outcomes of customers the experiment never assigned: left out, and said so.
+    # Customers with an outcome in the window whom the experiment never assigned: left out,
+    # and said so.
     unassigned_outcomes: int
     uplifts: list[Uplift]
 

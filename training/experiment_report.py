@@ -113,8 +113,8 @@ def _unassigned(result: ExperimentResult) -> str:
     if not result.unassigned_outcomes:
         return ""
     return (
-        f"{result.unassigned_outcomes:,} outcomes observed in the window are for customers the "
-        "experiment never assigned; they are left out."
+        f"{result.unassigned_outcomes:,} customers with an outcome in the window were never "
+        "assigned by the experiment; they are left out."
     )
 
 

@@ -38,6 +38,7 @@ from training.settings import Economics
 pytestmark = pytest.mark.integration
 CUSTOMERS = 300
 PER_REQUEST = 10
+EXPERIMENT = "winter-calls"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def recording(
             url = stack.enter_context(fresh_postgres_database())
         else:
             url = f"sqlite:///{folder / 'history.db'}"
-        yield _serve(stack, folder, champion, url, CHURN_HISTORY_FEATURE_SAMPLE="0.5")
+        yield _serve(
+            stack, folder, champion, url, CHURN_HISTORY_FEATURE_SAMPLE="0.5",
+            CHURN_EXPERIMENT_NAME=EXPERIMENT, CHURN_EXPERIMENT_CONTROL_SHARE="0.3",
+        )  # fmt: skip
 
 
 def _known_customers(customers: pd.DataFrame) -> pd.DataFrame:
@@ -185,6 +189,68 @@ def test_answers_are_recorded_read_back_and_judged_by_the_outcomes(
     assert "realised/performance.html" in [
         a.path for a in client.list_artifacts(run_id, "realised")
     ]
+
+
+def test_an_experiment_holds_back_its_control_group_and_measures_the_uplift(
+    recording: Recording, customers: pd.DataFrame, champion: Champion
+) -> None:
+    known = _known_customers(customers)
+    answers = _predict(recording.url, known, "experiment")
+    groups = {answer["customer_id"]: answer["treatment"] for answer in answers}
+    control = [answer for answer in answers if answer["treatment"] == "control"]
+    treated = [answer for answer in answers if answer["treatment"] == "treated"]
+    assert control and treated
+    for answer in control:
+        assert answer["action"] == NO_ACTION and answer["expected_value"] == 0
+        assert answer["held_back_action"] not in (None, NO_ACTION)
+    assert all(answer["action"] != NO_ACTION for answer in treated)
+    assert {answer["experiment"] for answer in control + treated} == {EXPERIMENT}
+    outside = [answer for answer in answers if answer["treatment"] is None]
+    assert all(answer["action"] == NO_ACTION and answer["experiment"] is None for answer in outside)
+    assert 0.15 < len(control) / (len(control) + len(treated)) < 0.45
+    # A customer stays in its group: the same answers for the same customers again.
+    assert _predict(recording.url, known, "experiment-again") == answers
+    newest = _wait_for_history(recording.url, control[0]["customer_id"], 1)["scores"][0]
+    assert newest["treatment"] == "control"
+    assert newest["held_back_action"] == control[0]["held_back_action"]
+
+    labels = recording.folder / "experiment-labels.csv"
+    observed = datetime.now(UTC) + timedelta(days=2)
+    pd.DataFrame(
+        {"customerID": known["customerID"], "churned": known["Churn"], "seen": observed.isoformat()}
+    ).to_csv(labels, index=False)
+    python = str(BIN / "python")
+    run_checked(
+        [python, "-m", "training", "outcomes", "--data", str(labels), "--id-column",
+         "customerID", "--target", "churned", "--observed-at", "seen"],
+        recording.env,
+    )  # fmt: skip
+    out = recording.folder / "experiments"
+    done = run_checked(
+        [python, "-m", "training", "experiments", "--experiment", EXPERIMENT, "--out", str(out),
+         "--min-outcomes", "5"],
+        recording.env,
+    )  # fmt: skip
+    assert f"{len(outside):,} customers with an outcome were never assigned" in (done.stdout)
+    report = json.loads((out / f"{EXPERIMENT}.json").read_text())
+    assert report["assigned"] == {"control": len(control), "treated": len(treated)}
+    assert report["with_outcome"] == len(control) + len(treated)
+    churned = dict(zip(known["customerID"], known["Churn"] == "Yes", strict=True))
+    for row in report["uplifts"]:
+        if row["segment"] != "all":
+            continue
+        arm = [a for a in answers if (a["held_back_action"] or a["action"]) == row["action"]]
+        in_control = [a["customer_id"] for a in arm if groups[a["customer_id"]] == "control"]
+        in_treated = [a["customer_id"] for a in arm if groups[a["customer_id"]] == "treated"]
+        assert (row["control"], row["treated"]) == (len(in_control), len(in_treated))
+        if in_control and in_treated:
+            expected = np.mean([churned[c] for c in in_control]) - np.mean(
+                [churned[c] for c in in_treated]
+            )
+            assert row["uplift"] == pytest.approx(expected)
+    client = mlflow.MlflowClient(champion.tracking_uri, champion.tracking_uri)
+    tags = client.get_model_version(champion.model_name, champion.version).tags
+    assert any(key.startswith(f"experiment.{EXPERIMENT}.") for key in tags), tags
 
 
 def test_a_share_of_rows_keep_their_features_for_drift(

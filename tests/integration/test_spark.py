@@ -18,6 +18,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from churn.errors import UserError
+from churn.experiment import Experiment
 from history.settings import HistorySettings
 from history.store import History
 from registry.settings import RegistrySettings
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 ROWS = 10_000
 BAD = {"tenure": "ten", "MonthlyCharges": "lots"}
+EXPERIMENT = Experiment("spark-trial", 0.3)
 # A customer whose history insert fails once, the way a database can fail mid-job.
 POISONED = "POISON-0001"
 
@@ -76,7 +78,7 @@ def expected(
     """`python -m scoring` on the same file."""
     model = load_churn_model(f"models:/{champion.model_name}/{champion.version}", registry)
     out = tmp_path_factory.mktemp("in-process") / "scored.parquet"
-    score_file(model, customers_file, out, with_reasons=True)
+    score_file(model, customers_file, out, with_reasons=True, experiment=EXPERIMENT)
     return pd.read_parquet(out).set_index("customerID").sort_index()
 
 
@@ -98,11 +100,14 @@ def test_a_job_gives_the_decisions_of_the_in_process_scorer(
             partition_by=("Contract",),
             reasons=True,
             keep_inputs=True,
+            experiment=EXPERIMENT,
         ),
         registry,
     )
 
     got = pd.read_parquet(out).set_index("customerID").sort_index()
+    # A customer gets the same experiment group on Spark as in one process.
+    assert set(got["treatment"].dropna()) == {"treated", "control"}
     assert len(got) == ROWS
     assert got["model_version"].unique().tolist() == [champion.version]
     assert got["model_name"].unique().tolist() == [champion.model_name]

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from churn.assignment import in_share
 from loadtests.metrics_page import series
 from loadtests.servers import free_port
 from monitoring.dashboard import STREAM_METRIC, queries
@@ -227,6 +228,8 @@ def test_every_event_is_recorded_once_published_and_bad_ones_dead_lettered_acros
         "CHURN_STREAM_DEAD_LETTER_TOPIC": topics.dead_letters,
         "CHURN_STREAM_MAX_BATCH": "250",
         "CHURN_STREAM_METRICS_PORT": str(metrics_port),
+        "CHURN_EXPERIMENT_NAME": "stream-trial",
+        "CHURN_EXPERIMENT_CONTROL_SHARE": "0.3",
     }
     log = tmp_path / "stream.log"
     asyncio.run(produce(topics.input, records))
@@ -273,6 +276,11 @@ def test_every_event_is_recorded_once_published_and_bad_ones_dead_lettered_acros
         decision
     )
     assert dict(published[0].headers)["model-version"].decode() == champion.version
+    # The experiment's groups are those of every other path: the same hash of the same id.
+    grouped = [d for d in map(json.loads, (r.value for r in published)) if d["treatment"]]
+    held_back = in_share("stream-trial", [d["customer_id"] for d in grouped], 0.3)
+    assert [d["treatment"] == "control" for d in grouped] == held_back and any(held_back)
+    assert all(d["action"] == "no action" for d in grouped if d["treatment"] == "control")
 
     dead = asyncio.run(read_all(topics.dead_letters, len(bad)))
     reasons = {
