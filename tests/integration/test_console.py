@@ -304,6 +304,7 @@ def test_the_experiment_page_shows_each_actions_uplift_from_the_outcomes(
         response = httpx.post(console.url + "/predict", json=body, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         answers.extend(response.json())
+        time.sleep(1.1)  # a key's default limit is 100 customers a second
     assert {a["treatment"] for a in answers} == {"treated", "control", None}
     last = answers[-1]["customer_id"]
     for _ in range(100):
