@@ -126,7 +126,10 @@ def _study(
         return figures[options.objective] * (-1 if options.objective == "log_loss" else 1)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        shown = "pruned" if trial.value is None else f"{_shown(trial.value, options.objective)}"
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.value is not None:
+            shown = _shown(trial.value, options.objective)
+        else:
+            shown = f"{trial.state.name.lower()} after fold {len(trial.intermediate_values)}"
         log.info(
             "%s trial %d: %s; best %s (trial %d); %.0f s in", name, trial.number, shown,
             _shown(study.best_value, options.objective), study.best_trial.number,
