@@ -8,7 +8,6 @@ row after the header) and skipped; every good row counts.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +15,11 @@ import pandas as pd
 
 from churn.errors import UserError
 from churn.playbook import Playbook
+from history.experiments import wilson_interval
 from training.data import NEGATIVE_LABELS, POSITIVE_LABELS
 from training.outcomes import BadRow
 
 log = logging.getLogger(__name__)
-
-# The normal quantile of a two-sided 95% interval.
-Z_95 = 1.959964
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,7 @@ class Acceptance:
     @property
     def interval(self) -> tuple[float, float]:
         """Wilson's 95% interval, which stays inside 0..1 for small or lopsided counts."""
-        n, p = self.offered, self.rate
-        centre = (p + Z_95**2 / (2 * n)) / (1 + Z_95**2 / n)
-        half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95**2 / (4 * n * n)) / (1 + Z_95**2 / n)
-        return max(0.0, centre - half), min(1.0, centre + half)
+        return wilson_interval(self.accepted, self.offered)
 
     def describe(self) -> str:
         low, high = self.interval
