@@ -55,8 +55,11 @@ def test_the_whole_flow_on_a_real_backend(
     plots = {a.path for a in client.list_artifacts(first.model_run_id, "plots")}
     assert plots == {
         f"plots/{name}.png"
-        for name in ("roc", "precision_recall", "calibration", "lift_gain", "feature_importance")
-    }
+        for name in (
+            "roc", "precision_recall", "calibration", "reliability_validation", "lift_gain",
+            "feature_importance",
+        )
+    }  # fmt: skip
 
     model = mlflow.pyfunc.load_model(f"models:/{model_name}/{first.version}")
     probabilities = model.predict(model.input_example)
