@@ -28,6 +28,14 @@ WeekStart = Annotated[
     Optional[str],
     typer.Option(help="Start of the window: a time, a date, or a duration back (7d) [7d]."),
 ]
+OutcomeWindowDays = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        help="Days before an outcome a prediction may be made [env "
+        "CHURN_HISTORY_OUTCOME_WINDOW_DAYS].",
+    ),
+]
 WindowEnd = Annotated[
     Optional[str], typer.Option(help="End of the window: a time or a date [default: now].")
 ]
@@ -333,14 +341,7 @@ def outcomes(
 
 @app.command()
 def performance(
-    window_days: Annotated[
-        Optional[int],
-        typer.Option(
-            min=1,
-            help="Days before an outcome a prediction may be made [env "
-            "CHURN_HISTORY_OUTCOME_WINDOW_DAYS].",
-        ),
-    ] = None,
+    window_days: OutcomeWindowDays = None,
     out: Annotated[Path, typer.Option(help="Folder for performance.json and .html.")] = Path(
         "reports/performance"
     ),
@@ -483,14 +484,7 @@ def experiments(
         typer.Option(help="Start of the decisions: a time, a date, or a duration back [90d]."),
     ] = None,
     until: WindowEnd = None,
-    window_days: Annotated[
-        Optional[int],
-        typer.Option(
-            min=1,
-            help="Days before an outcome a decision may be made [env "
-            "CHURN_HISTORY_OUTCOME_WINDOW_DAYS].",
-        ),
-    ] = None,
+    window_days: OutcomeWindowDays = None,
     min_outcomes: Annotated[
         int, typer.Option(min=1, help="Outcomes each group needs before a verdict.")
     ] = 100,
