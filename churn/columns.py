@@ -37,6 +37,14 @@ class Columns:
 Table = pd.DataFrame | Columns
 
 
+def rows_of(table: Table, start: int, stop: int) -> Table:
+    """Rows `start` to `stop` of `table`, a view where it can be."""
+    if isinstance(table, pd.DataFrame):
+        return table.iloc[start:stop]
+    stop = min(stop, table.rows)
+    return Columns({name: array[start:stop] for name, array in table.arrays.items()}, stop - start)
+
+
 def object_array(values: list[Any]) -> np.ndarray:
     """A 1-d object array of `values` as they are (`np.array` would unpack nested sequences)."""
     array = np.empty(len(values), dtype=object)

@@ -6,8 +6,10 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import pytest
 from catboost import CatBoostClassifier
 
+from churn import catboost_leaves
 from churn.catboost_leaves import LeafFinder
 from churn.catboost_shap import CatBoostShap, _catboost_leaves
 from churn.columns import Table
@@ -81,3 +83,22 @@ def test_trees_that_are_not_oblivious_give_no_finder(trained: dict[str, ChurnMod
     )
     catboost = partial(_catboost_leaves, depthwise, model.spec)
     assert LeafFinder.fit(depthwise, model.spec, features, catboost) is None
+
+
+def test_the_check_reaches_customers_past_its_first_chunk(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = trained["catboost"]
+    estimator = model.estimator
+    assert isinstance(estimator, CatBoostClassifier)
+    features = model.spec.prepare(customers.head(200))
+    monkeypatch.setattr(catboost_leaves, "CHECK_CHUNK", 120)
+    calls: list[int] = []
+
+    def wrong_after_the_first_chunk(table: Table) -> np.ndarray:
+        calls.append(len(table))  # the probes, then each chunk of customers
+        leaves = _catboost_leaves(estimator, model.spec, table)
+        return leaves if len(calls) < 3 else leaves + 1
+
+    assert LeafFinder.fit(estimator, model.spec, features, wrong_after_the_first_chunk) is None
+    assert calls[1:] == [120, 80]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from catboost import Pool
 
+from churn import catboost_shap
 from churn.catboost_shap import CatBoostShap
 from churn.model import ChurnModel
 from training.synth import synthesize
@@ -42,3 +43,16 @@ def test_customers_in_leaves_the_table_lacks_get_catboosts_own_call(
     assert in_table[:30].all() and not in_table.all()
     matrix, _ = sparse.contributions(features)
     np.testing.assert_allclose(matrix, _catboosts_own(model, features)[:, :-1], rtol=0, atol=1e-9)
+
+
+def test_a_table_filled_in_chunks_is_the_table_filled_at_once(
+    trained: dict[str, ChurnModel], customers: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = trained["catboost"]
+    features = model.spec.prepare(customers.head(300))
+    at_once = CatBoostShap.fit(model.estimator, model.spec, features)
+    monkeypatch.setattr(catboost_shap, "LEAF_CHUNK", 7)
+    in_chunks = CatBoostShap.fit(model.estimator, model.spec, features)
+    np.testing.assert_array_equal(in_chunks.known, at_once.known)
+    np.testing.assert_array_equal(in_chunks.table, at_once.table)
+    assert at_once.known.sum() > model.estimator.tree_count_  # more than one leaf per tree
