@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn import features
 from churn.columns import Columns, object_array
 from churn.errors import UserError
-from churn.features import MISSING_CATEGORY, FeatureSpec, infer_spec
+from churn.features import MISSING_CATEGORY, FeatureSpec, category_levels, infer_spec
 
 
 def _frame() -> pd.DataFrame:
@@ -92,3 +93,15 @@ def test_prepared_columns_name_missing_columns() -> None:
     columns = Columns({"plan": object_array(["basic"])}, 1)
     with pytest.raises(UserError, match=r"Missing feature columns: senior, total, active"):
         spec.prepare_columns(columns)
+
+
+def test_a_long_text_column_gets_the_levels_and_kind_of_its_cells_one_by_one() -> None:
+    cells = np.array([" a", "a ", "", "  ", None, np.nan, "b", "12", " 3.5 ", "x"], dtype=object)
+    column = pd.Series(cells[np.random.default_rng(3).integers(0, len(cells), 20_000)])
+    assert len(column) >= features.FACTORIZE_FROM
+    one_by_one = [features._level(value) for value in column]
+    assert category_levels(column).tolist() == one_by_one
+    text = column.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    expected = pd.to_numeric(text, errors="coerce").notna().mean()
+    assert features._numeric_share(column) == pytest.approx(expected, abs=1e-12)
