@@ -46,15 +46,16 @@ def trained(customers: pd.DataFrame) -> dict[str, ChurnModel]:
     table = validate(customers, "Churn", "customerID", min_rows=100)
     spec = infer_spec(table.features, "customerID", "Churn")
     data = split(table, seed=42)
+    prepared = data.prepared(spec)
     playbook = choose_playbook(spec)
     models = {}
-    for result in fit_candidates(spec, data, 42, settings):
+    for result in fit_candidates(spec, prepared, 42, settings):
         models[result.candidate.name] = ChurnModel(
             spec=spec,
             estimator=result.candidate.estimator,
             candidate=result.candidate.name,
             threshold=result.threshold,
             tiers=result.tiers,
-            insight=fit_insight(result, spec, data, 42, settings, playbook),
+            insight=fit_insight(result, spec, prepared, 42, settings, playbook),
         )
     return models

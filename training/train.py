@@ -68,6 +68,11 @@ class Split:
     y_valid: np.ndarray
     y_test: np.ndarray
 
+    def prepared(self, spec: FeatureSpec) -> Split:
+        """The same split as model features (`FeatureSpec.prepare`), each table prepared once."""
+        train, valid, test = (spec.prepare(frame) for frame in (self.train, self.valid, self.test))
+        return Split(train, valid, test, self.y_train, self.y_valid, self.y_test)
+
 
 @dataclass(frozen=True)
 class CandidateResult:
@@ -113,9 +118,10 @@ def fit_candidates(
     tuned: dict[str, dict[str, Any]] | None = None,
 ) -> list[CandidateResult]:
     """Each candidate fitted on the training split (with `tuned` parameters, by name),
-    calibrated and given its threshold on the validation split, and judged on the test split."""
+    calibrated and given its threshold on the validation split, and judged on the test split.
+    `data` is prepared (`Split.prepared`)."""
     tuned = tuned or {}
-    train, valid, test = (spec.prepare(frame) for frame in (data.train, data.valid, data.test))
+    train, valid, test = data.train, data.valid, data.test
     fitted = []
     if "logistic_regression" in settings.candidates:
         with step("Fitting logistic_regression"):
@@ -197,7 +203,12 @@ def train(
         playbook = measured_playbook(playbook, campaign)
     if uplift_from is not None:
         playbook = uplift_playbook(playbook, _measured(uplift_from, settings))
-    data = split(table, seed)
+    rows, label_mapping = len(table.target), table.label_mapping
+    raw = split(table, seed)
+    data, raw_test = raw.prepared(spec), raw.test
+    # From here on only the prepared split is read; the raw one and the whole table would
+    # double what training holds.
+    del table, raw
     if search_options is not None:
         search_options.check(data.y_train)
 
@@ -209,9 +220,9 @@ def train(
                 "data": source.describe(),
                 "target": target,
                 "id_column": id_column,
-                "rows": len(table.target),
+                "rows": rows,
                 "seed": seed,
-                "label_mapping": table.label_mapping,
+                "label_mapping": label_mapping,
                 "tuned": search_options is not None,
                 **{f"economics.{k}": v for k, v in settings.economics.model_dump().items()},
             }
@@ -220,20 +231,20 @@ def train(
         if search_options is not None:
             with step("Searching"):
                 tuned = search(
-                    settings.candidates, spec, spec.prepare(data.train), data.y_train, seed,
+                    settings.candidates, spec, data.train, data.y_train, seed,
                     settings, search_options, experiment_id,
                 )  # fmt: skip
         results = fit_candidates(spec, data, seed, settings, tuned)
         winner = pick_winner(results)
         mlflow.log_dict(spec.to_dict(), "feature_spec.json")
-        mlflow.log_dict(table.label_mapping, "label_mapping.json")
+        mlflow.log_dict(label_mapping, "label_mapping.json")
         with step("Evaluating and logging the candidates"):
             logged = [_log_candidate(result, spec, data, experiment_id) for result in results]
         winner = next(r for r in logged if r.candidate.name == winner.candidate.name)
         mlflow.set_tag("winner", winner.candidate.name)
         mlflow.log_metrics({f"winner.test.{k}": v for k, v in winner.test.as_dict().items()})
 
-    version = _register(winner, spec, data, seed, settings, playbook, campaign)
+    version = _register(winner, spec, data, raw_test, seed, settings, playbook, campaign)
     return TrainingResult(
         parent_run_id=parent.info.run_id,
         model_run_id=winner.run_id,
@@ -276,8 +287,8 @@ def _log_candidate(
         if result.calibration is not None:
             mlflow.log_param("calibration", result.calibration.method)
             mlflow.log_metrics(result.calibration.metrics())
-        scores = result.candidate.churn_probability(spec.prepare(data.test))
-        valid = spec.prepare(data.valid)
+        scores = result.candidate.churn_probability(data.test)
+        valid = data.valid
         figures = {
             "plots/roc.png": plots.roc_figure(data.y_test, scores, name),
             "plots/precision_recall.png": plots.precision_recall_figure(data.y_test, scores, name),
@@ -315,27 +326,32 @@ def fit_insight(
     settings: TrainingSettings,
     playbook: Playbook,
 ) -> Insight:
-    """Segments, deciles and customer value from the training split only, and the playbook
-    with its segment traits resolved into this model's segment ids.
+    """Segments, deciles and customer value from the training split only (`data` is
+    prepared), and the playbook with its segment traits resolved into this model's segment ids.
 
     The explainer's look-up table is the exception: every known customer fills it, so that fewer
     new customers land in a leaf it lacks (its values are CatBoost's own either way).
     """
-    train = spec.prepare(data.train)
-    known = spec.prepare(pd.concat([data.train, data.valid, data.test]))
+    train = data.train
     value = CustomerValue(settings.customer_value_formula, settings.economics.customer_value)
     value.check(train)
-    segments = fit_segments(spec, train, data.y_train, seed, settings.segments_k)
+    with step("Segments"):
+        segments = fit_segments(spec, train, data.y_train, seed, settings.segments_k)
     traits_of = {p.segment_id: {t.feature for t in p.traits} for p in segments.profiles}
-    scores = winner.candidate.churn_probability(train)
-    deciles = Deciles.from_scores(scores)
+    with step("Deciles and the reference profile"):
+        scores = winner.candidate.churn_probability(train)
+        deciles = Deciles.from_scores(scores)
+        reference = ReferenceProfile.fit(spec, train, deciles, scores)
+    with step("Reasons"):
+        known = pd.concat([data.train, data.valid, data.test])
+        explainer = explainer_for(winner.candidate.estimator, spec, known)
     return Insight(
         deciles=deciles,
         segments=segments,
         playbook=playbook.for_segments(traits_of),
         value=value,
-        explainer=explainer_for(winner.candidate.estimator, spec, known),
-        reference=ReferenceProfile.fit(spec, train, deciles, scores),
+        explainer=explainer,
+        reference=reference,
     )
 
 
@@ -352,13 +368,15 @@ def _register(
     winner: CandidateResult,
     spec: FeatureSpec,
     data: Split,
+    raw_test: pd.DataFrame,
     seed: int,
     settings: TrainingSettings,
     playbook: Playbook,
     campaign: CampaignResults | None,
 ) -> str:
-    with step("Segments, deciles, reasons and the reference profile"):
-        insight = fit_insight(winner, spec, data, seed, settings, playbook)
+    """`data` is the prepared split; `raw_test` is its test table as read, logged for
+    `promote` to score both versions on."""
+    insight = fit_insight(winner, spec, data, seed, settings, playbook)
     model = ChurnModel(
         spec=spec,
         estimator=winner.candidate.estimator,
@@ -407,7 +425,7 @@ def _register(
                 or settings.economics.customer_value,
             }
         )
-        evaluation = data.test.assign(**{TARGET_COLUMN_IN_ARTIFACT: data.y_test})
+        evaluation = raw_test.assign(**{TARGET_COLUMN_IN_ARTIFACT: data.y_test})
         path = Path(folder) / Path(EVALUATION_ARTIFACT).name
         evaluation.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), Path(EVALUATION_ARTIFACT).parent.as_posix())

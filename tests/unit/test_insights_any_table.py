@@ -29,15 +29,16 @@ def shaped(request: pytest.FixtureRequest) -> tuple[str, ChurnModel, Split]:
     table = validate(make(3000, 11), target, id_column, min_rows=100)
     spec = infer_spec(table.features, id_column, target)
     data = split(table, seed=42)
+    prepared = data.prepared(spec)
     playbook = choose_playbook(spec)
-    result = max(fit_candidates(spec, data, 42, settings), key=lambda r: r.validation.roc_auc)
+    result = max(fit_candidates(spec, prepared, 42, settings), key=lambda r: r.validation.roc_auc)
     model = ChurnModel(
         spec,
         result.candidate.estimator,
         result.candidate.name,
         result.threshold,
         result.tiers,
-        fit_insight(result, spec, data, 42, settings, playbook),
+        fit_insight(result, spec, prepared, 42, settings, playbook),
     )
     return request.param, model, data
 
