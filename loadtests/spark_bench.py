@@ -11,32 +11,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-GIB = 1024**3
+from loadtests.process_tree import GIB, Run, measure
+
 PIECE_ROWS = 500_000
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    cores: int
-    seconds: float
-    peak_bytes: int
-    cpu_seconds: float  # user + system of the command and every process under it
-
-    def rows_per_s(self, rows: int) -> float:
-        return rows / self.seconds
 
 
 def write_input(data: Path, rows: int, out: Path) -> None:
@@ -60,38 +44,6 @@ def write_input(data: Path, rows: int, out: Path) -> None:
         written += len(piece)
     assert writer is not None
     writer.close()
-
-
-def measure(name: str, cores: int, command: list[str]) -> Run:
-    peak = 0
-    cpu: dict[int, float] = {}
-    done = threading.Event()
-    started = time.perf_counter()
-    process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.2):
-            try:
-                tree = [process, *process.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-                for member in tree:
-                    times = member.cpu_times()
-                    cpu[member.pid] = times.user + times.system
-            except psutil.Error:
-                continue
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output, _ = process.communicate()
-    seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    if process.returncode != 0:
-        sys.exit(f"{name} failed:\n{output[-3000:]}")
-    used = sum(cpu.values())
-    print(f"{name}: {seconds:.1f} s, {used:.0f} CPU s, peak {peak / GIB:.2f} GiB", flush=True)
-    return Run(name, cores, seconds, peak, used)
 
 
 def main() -> None:
