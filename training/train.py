@@ -288,15 +288,14 @@ def _log_candidate(
             mlflow.log_param("calibration", result.calibration.method)
             mlflow.log_metrics(result.calibration.metrics())
         scores = result.candidate.churn_probability(data.test)
-        valid = data.valid
         figures = {
             "plots/roc.png": plots.roc_figure(data.y_test, scores, name),
             "plots/precision_recall.png": plots.precision_recall_figure(data.y_test, scores, name),
             "plots/calibration.png": plots.calibration_figure(data.y_test, scores, name),
             "plots/reliability_validation.png": plots.reliability_figure(
                 data.y_valid,
-                result.candidate.raw_probability(valid),
-                result.candidate.churn_probability(valid),
+                result.candidate.raw_probability(data.valid),
+                result.candidate.churn_probability(data.valid),
                 name,
             ),
             "plots/lift_gain.png": plots.lift_gain_figure(data.y_test, scores, name),
@@ -343,8 +342,9 @@ def fit_insight(
         deciles = Deciles.from_scores(scores)
         reference = ReferenceProfile.fit(spec, train, deciles, scores)
     with step("Reasons"):
-        known = pd.concat([data.train, data.valid, data.test])
-        explainer = explainer_for(winner.candidate.estimator, spec, known)
+        explainer = explainer_for(
+            winner.candidate.estimator, spec, (data.train, data.valid, data.test)
+        )
     return Insight(
         deciles=deciles,
         segments=segments,
@@ -355,12 +355,15 @@ def fit_insight(
     )
 
 
-def explainer_for(estimator: object, spec: FeatureSpec, reference: pd.DataFrame) -> Explainer:
-    """What explains `estimator`; `reference` (prepared features) fills CatBoost's SHAP table."""
+def explainer_for(
+    estimator: object, spec: FeatureSpec, known: tuple[pd.DataFrame, ...]
+) -> Explainer:
+    """What explains `estimator`; the `known` customers (prepared features) fill CatBoost's
+    SHAP table, and are joined into one table only for it."""
     if isinstance(estimator, LinearScorer):
         return estimator
     if isinstance(estimator, CatBoostClassifier):
-        return CatBoostShap.fit(estimator, spec, reference)
+        return CatBoostShap.fit(estimator, spec, pd.concat(known))
     raise TypeError(f"Cannot explain a {type(estimator).__name__}")
 
 
