@@ -119,10 +119,11 @@ def stack(
         }
         for proxy in proxies.values():
             exits.callback(proxy.stop)
-        # A limit the load stays under, so each worker leases from Redis every few seconds.
+        # A limit the load stays under, counted per second: a lease lapses with its window, so
+        # each serving worker asks Redis at least once a second and any outage is met.
         key = _run(
             direct, "serving", "keys", "create", "--name", "chaos", "--scopes", "predict",
-            "--rate", "60000/minute",
+            "--rate", "100000/second",
         )  # fmt: skip
         env = {
             **direct,
