@@ -174,6 +174,7 @@ def train(
     )
     typer.echo(metrics_table(result))
     typer.echo(f"\nWinner: {result.winner}  run {result.model_run_id}")
+    typer.echo(f"  by {result.winner_reason}")
     typer.echo(
         f"Registered {result.model_name} version {result.version} "
         f"(parent run {result.parent_run_id})."

@@ -45,6 +45,7 @@ from training.search import SearchOptions, search
 from training.segmentation import fit_segments
 from training.settings import TrainingSettings
 from training.uplift_playbook import uplift_playbook
+from training.winner import pick_winner
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class TrainingResult:
     version: str
     winner: str
     results: list[CandidateResult]
+    winner_reason: str = ""
 
 
 def split(table: LabelledTable, seed: int) -> Split:
@@ -164,14 +166,6 @@ def fit_candidates(
     return results
 
 
-def pick_winner(results: list[CandidateResult]) -> CandidateResult:
-    """Best expected campaign profit on validation data; ROC-AUC breaks ties."""
-    return max(
-        results,
-        key=lambda r: (r.validation.expected_profit_per_customer, r.validation.roc_auc),
-    )
-
-
 def train(
     source: Source,
     target: str,
@@ -235,13 +229,19 @@ def train(
                     settings, search_options, experiment_id,
                 )  # fmt: skip
         results = fit_candidates(spec, data, seed, settings, tuned)
-        winner = pick_winner(results)
+        choice = pick_winner(
+            {r.candidate.name: r for r in results},
+            {r.candidate.name: r.candidate.churn_probability(data.valid) for r in results},
+            data.y_valid,
+            settings.economics,
+        )
+        log.info("Winner: %s, by %s", choice.name, choice.reason)
         mlflow.log_dict(spec.to_dict(), "feature_spec.json")
         mlflow.log_dict(label_mapping, "label_mapping.json")
         with step("Evaluating and logging the candidates"):
             logged = [_log_candidate(result, spec, data, experiment_id) for result in results]
-        winner = next(r for r in logged if r.candidate.name == winner.candidate.name)
-        mlflow.set_tag("winner", winner.candidate.name)
+        winner = next(r for r in logged if r.candidate.name == choice.name)
+        mlflow.set_tags({"winner": choice.name, "winner_reason": choice.reason})
         mlflow.log_metrics({f"winner.test.{k}": v for k, v in winner.test.as_dict().items()})
 
     version = _register(winner, spec, data, raw_test, seed, settings, playbook, campaign)
@@ -252,6 +252,7 @@ def train(
         version=version,
         winner=winner.candidate.name,
         results=logged,
+        winner_reason=choice.reason,
     )
 
 
