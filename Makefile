@@ -183,6 +183,10 @@ bench-spark: $(DEMO_DATA) ## Spark local[1] and local[2] against python -m scori
 bench-train: install ## Train on ROWS (1,000,000) synthetic customers, default candidates: time, peak memory, test metrics (fails over 10 min or 4 GiB up to 1M rows)
 	$(PY) -m loadtests.train_bench --rows $(or $(ROWS),1000000) $(BENCH_ARGS)
 
+.PHONY: bench-splits
+bench-splits: install $(TRAIN_DATA) ## Fit both candidates on SEEDS (20) splits of TRAIN_DATA: how far test metrics and the winner move with the split
+	$(PY) -m loadtests.split_spread --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seeds $(or $(SEEDS),20)
+
 .PHONY: bench-slow-bodies
 bench-slow-bodies: $(DEMO_DATA) ## /predict at 200 req/s alone, then beside 500 connections that stall mid-body (fails at p99 over 100 ms)
 	$(PRODUCTION_STORES) $(MAKE) --no-print-directory champion
