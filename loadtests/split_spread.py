@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from churn.errors import UserError
 from churn.features import infer_spec
 from training.data import Source, read_table, validate
 from training.settings import TrainingSettings
@@ -105,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0 to N-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    results = spread(Source(args.data), args.target, args.id_column, range(args.seeds))
+    try:
+        results = spread(Source(args.data), args.target, args.id_column, range(args.seeds))
+    except UserError as error:
+        print(error, file=sys.stderr)
+        return 2
     print("\n".join(table(results)))
     return 0
 

@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from loadtests.split_spread import spread, table
+import pytest
+
+from loadtests.split_spread import main, spread, table
 from training.data import Source
 from training.synth import write_synthetic
 
@@ -18,3 +20,11 @@ def test_each_seed_is_its_own_split_and_the_same_seed_the_same_figures(tmp_path:
         assert result.winner in result.test_roc_auc and result.profit_pick in result.test_roc_auc
     lines = table(first)
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| 0", "| 1", "| mean", "| sd"]
+
+
+def test_a_missing_table_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.csv"
+    assert main(["--data", str(missing), "--target", "Churn", "--seeds", "1"]) == 2
+    assert capsys.readouterr().err.strip() == f"Data file {missing} does not exist."
