@@ -184,7 +184,8 @@ bench-train: install ## Train on ROWS (1,000,000) synthetic customers, default c
 	$(PY) -m loadtests.train_bench --rows $(or $(ROWS),1000000) $(BENCH_ARGS)
 
 .PHONY: bench-splits
-bench-splits: install $(TRAIN_DATA) ## Fit both candidates on SEEDS (20) splits of TRAIN_DATA: how far test metrics and the winner move with the split
+bench-splits: install ## Fit both candidates on SEEDS (20) splits of TRAIN_DATA: how far test metrics and the winner move with the split
+	@if [ "$(TRAIN_DATA)" = "$(DEMO_DATA)" ]; then $(MAKE) --no-print-directory data; fi
 	$(PY) -m loadtests.split_spread --data "$(TRAIN_DATA)" --target $(TARGET) --id-column $(ID_COLUMN) --seeds $(or $(SEEDS),20)
 
 .PHONY: bench-slow-bodies
