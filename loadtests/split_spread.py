@@ -22,8 +22,7 @@ from churn.errors import UserError
 from churn.features import infer_spec
 from training.data import Source, read_table, validate
 from training.settings import TrainingSettings
-from training.train import CandidateResult, fit_candidates, split
-from training.winner import pick_winner
+from training.train import CandidateResult, fit_candidates, judge, split
 
 
 @dataclass(frozen=True)
@@ -46,15 +45,9 @@ def spread(
     results = []
     for seed in seeds:
         data = split(table, seed).prepared(spec)
-        fitted: dict[str, CandidateResult] = {
-            r.candidate.name: r for r in fit_candidates(spec, data, seed, settings)
-        }
-        choice = pick_winner(
-            fitted,
-            {name: r.candidate.churn_probability(data.valid) for name, r in fitted.items()},
-            data.y_valid,
-            settings.economics,
-        )
+        candidates = fit_candidates(spec, data, seed, settings)
+        choice = judge(candidates, data, settings.economics)
+        fitted: dict[str, CandidateResult] = {r.candidate.name: r for r in candidates}
         results.append(_seed_result(seed, fitted, choice.name, choice.leader))
     return results
 
@@ -99,12 +92,18 @@ def table(results: list[SeedResult]) -> list[str]:
     return lines
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.split_spread", description=__doc__)
     parser.add_argument("--data", required=True)
     parser.add_argument("--target", required=True)
     parser.add_argument("--id-column")
-    parser.add_argument("--seeds", type=int, default=20, help="seeds 0 to N-1")
+    parser.add_argument("--seeds", type=_positive, default=20, help="seeds 0 to N-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:

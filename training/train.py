@@ -43,9 +43,9 @@ from training.playbooks import choose_playbook
 from training.progress import step
 from training.search import SearchOptions, search
 from training.segmentation import fit_segments
-from training.settings import TrainingSettings
+from training.settings import Economics, TrainingSettings
 from training.uplift_playbook import uplift_playbook
-from training.winner import pick_winner
+from training.winner import WinnerChoice, pick_winner
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,16 @@ def fit_candidates(
     return results
 
 
+def judge(results: list[CandidateResult], data: Split, economics: Economics) -> WinnerChoice:
+    """The winner among the fitted candidates (training/winner.py), on the prepared split."""
+    return pick_winner(
+        {r.candidate.name: r for r in results},
+        {r.candidate.name: r.candidate.churn_probability(data.valid) for r in results},
+        data.y_valid,
+        economics,
+    )
+
+
 def train(
     source: Source,
     target: str,
@@ -229,12 +239,7 @@ def train(
                     settings, search_options, experiment_id,
                 )  # fmt: skip
         results = fit_candidates(spec, data, seed, settings, tuned)
-        choice = pick_winner(
-            {r.candidate.name: r for r in results},
-            {r.candidate.name: r.candidate.churn_probability(data.valid) for r in results},
-            data.y_valid,
-            settings.economics,
-        )
+        choice = judge(results, data, settings.economics)
         log.info("Winner: %s, by %s", choice.name, choice.reason)
         mlflow.log_dict(spec.to_dict(), "feature_spec.json")
         mlflow.log_dict(label_mapping, "label_mapping.json")
