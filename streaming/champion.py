@@ -3,18 +3,23 @@ mode loads one, and followed the same way (serving/model/follow.py)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from churn.errors import UserError
 from registry.client import champion
 from serving.model.declared import DeclaredApi, api_of
-from serving.model.follow import Follower, FollowSettings, LoadedVersion, RefusedError
+from serving.model.follow import (
+    DownloadError,
+    Follower,
+    FollowSettings,
+    LoadedVersion,
+    RefusedError,
+    fetch_version,
+)
 from serving.model.served import Served, ServedModel
 from streaming.settings import StreamSettings
 
@@ -38,21 +43,19 @@ def follow_champion(
     """The champion, loaded and held, its API, and a follower (not started) that swaps in the
     version the alias moves to; UserError if no version has the alias."""
     uri, name, alias = settings.tracking_uri, settings.model_name, settings.model_alias
-    found = champion(MlflowClient(uri, uri), name, alias)
+    client = MlflowClient(uri, uri)
+    found = champion(client, name, alias)
     if found is None:
         raise UserError(
             f"No version of model {name!r} has the alias {alias!r} at {uri}; train and promote "
             "one first (python -m training train)."
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    api_folder = tempfile.mkdtemp(prefix=f"v{found.version}-api-", dir=folder)
+    follow = FollowSettings(name, alias, uri, settings.follow_poll_s, 0, None, 1, folder)
     try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{found.version}", dst_path=api_folder, tracking_uri=uri
-        )
-        api = api_of(Path(local), max_customers=1)
-    finally:
-        shutil.rmtree(api_folder, ignore_errors=True)
+        fetched = fetch_version(client, follow, str(found.version))
+    except (MlflowException, DownloadError) as error:
+        raise UserError(f"Cannot read {name} version {found.version} from {uri}: {error}") from None
+    api = api_of(fetched.local, max_customers=1)
     holder: ServedModel | None = None
 
     def swap(loaded: LoadedVersion) -> None:
@@ -60,7 +63,7 @@ def follow_champion(
         holder.swap(served_from(loaded, name))
 
     follower = Follower(
-        FollowSettings(name, alias, uri, settings.follow_poll_s, 0, None, 1, folder),
+        follow,
         lambda: holder.current.version if holder is not None else "",
         api.inputs,
         api.customer,
@@ -68,7 +71,7 @@ def follow_champion(
         swap,
     )
     try:
-        first = follower.load(str(found.version), time.time(), "poll")
+        first = follower.open(fetched, time.time(), "poll")
     except RefusedError as refusal:
         raise UserError(f"Cannot score with {name} version {found.version}: {refusal}") from None
     holder = ServedModel(served_from(first, name))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model as MLflowModel
 from mlflow.tracking import MlflowClient
@@ -198,24 +199,11 @@ class Follower:
 
     def load(self, version: str, noticed: float, noticed_by: Notice) -> LoadedVersion:
         """Exactly `version`, loaded, checked and warmed up; RefusedError if it is unfit."""
-        name = self.settings.model_name
-        # Registry reads that fail are not the version's fault: they raise, and the next poll
-        # tries again.
-        model_version = self.client.get_model_version(name, version)
-        source = self.client.get_model_version_download_uri(name, version)
-        registered_tags = dict(self.client.get_registered_model(name).tags)
-        folder = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=self._models_folder()))
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=source,
-                    dst_path=str(folder),
-                    tracking_uri=self.settings.tracking_uri,
-                )
-            )
-        except Exception as error:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise DownloadError(_first_line(error)) from None
+        return self.open(fetch_version(self.client, self.settings, version), noticed, noticed_by)
+
+    def open(self, fetched: FetchedVersion, noticed: float, noticed_by: Notice) -> LoadedVersion:
+        """A version already fetched, loaded, checked and warmed up; RefusedError if unfit."""
+        version, local, folder = fetched.version, fetched.local, fetched.folder
         try:
             inputs = MLflowModel.load(str(local)).signature.inputs.to_dict()
             if inputs != self.request_inputs:
@@ -244,13 +232,13 @@ class Follower:
         customer = customer_columns([self.customer_model.model_validate(self.example)])
         for _ in range(WARM_UP_ROUNDS):
             model.decide(customer)
-        tags = dict(model_version.tags)
-        changed = moved_at(registered_tags, self.settings.alias, version)
+        tags = dict(fetched.model_version.tags)
+        changed = moved_at(fetched.registered_tags, self.settings.alias, version)
         if noticed_by == "push" and self._pushed_at is not None:
             changed = min(changed or self._pushed_at, self._pushed_at)
         return LoadedVersion(
             version,
-            str(model_version.run_id),
+            str(fetched.model_version.run_id),
             model,
             local,
             description,
@@ -281,10 +269,6 @@ class Follower:
 
     def _new_client(self) -> MlflowClient:
         return MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
-
-    def _models_folder(self) -> Path:
-        self.settings.folder.mkdir(parents=True, exist_ok=True)
-        return self.settings.folder
 
     def _listen(self) -> None:
         """Wake the follower whenever the relay publishes a promotion; reconnect on errors."""
@@ -321,6 +305,37 @@ class Follower:
 
     def _alias(self) -> str:
         return f"models:/{self.settings.model_name}@{self.settings.alias}"
+
+
+@dataclass(frozen=True)
+class FetchedVersion:
+    """A registered version's files, downloaded into a folder of their own."""
+
+    version: str
+    model_version: ModelVersion
+    registered_tags: dict[str, str]
+    folder: Path
+    local: Path
+
+
+def fetch_version(client: MlflowClient, settings: FollowSettings, version: str) -> FetchedVersion:
+    """Download exactly `version` into a new folder under settings.folder. Registry reads that
+    fail raise as they are, and a failed download is a DownloadError: neither is the version's
+    fault, so the next poll tries again."""
+    name = settings.model_name
+    model_version = client.get_model_version(name, version)
+    source = client.get_model_version_download_uri(name, version)
+    registered_tags = dict(client.get_registered_model(name).tags)
+    settings.folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=settings.folder))
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(folder), tracking_uri=settings.tracking_uri
+        )
+    except Exception as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise DownloadError(_first_line(error)) from None
+    return FetchedVersion(version, model_version, registered_tags, folder, Path(local))
 
 
 def _first_line(error: BaseException) -> str:

@@ -27,8 +27,11 @@ from loadtests.gate import read_summary
 from loadtests.headless import locust_command
 from loadtests.metrics_page import metric_total, series
 from loadtests.servers import free_port
+from registry.client import champion as registry_champion
 from serving.model.declared import api_of
 from serving.model.follow import Follower, FollowSettings, LoadedVersion
+from streaming.champion import follow_champion
+from streaming.settings import StreamSettings
 from tests.integration.conftest import (
     BIN,
     REDIS_URL,
@@ -286,3 +289,24 @@ def test_a_version_whose_files_cannot_be_read_for_a_while_is_served_once_they_ca
             [str(BIN / "python"), "-m", "training", "promote", "--version", versions["first"]],
             champion.env,
         )
+
+
+def test_the_stream_reads_its_champion_from_one_download(
+    tmp_path: Path, champion: Champion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream learns the champion's API from the same files it then serves."""
+    downloaded: list[str] = []
+    download = mlflow.artifacts.download_artifacts
+
+    def counted(**kwargs: Any) -> str:
+        downloaded.append(kwargs["artifact_uri"])
+        return download(**kwargs)
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", counted)
+    uri = champion.tracking_uri
+    settings = StreamSettings(tracking_uri=uri, model_name=champion.model_name)
+    held, api, _ = follow_champion(settings, tmp_path / "models")
+    serving = registry_champion(mlflow.MlflowClient(uri, uri), champion.model_name, "champion")
+    assert serving is not None and held.current.version == str(serving.version)
+    assert len(downloaded) == 1, downloaded
+    assert [path.parent for path in (tmp_path / "models").rglob("MLmodel")] == [api.model_dir]
