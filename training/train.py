@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.model_selection import train_test_split
 
 import churn
+from churn.calibration import calibrated
 from churn.catboost_shap import CatBoostShap
 from churn.customer_value import CustomerValue
 from churn.deciles import Deciles
@@ -76,12 +77,22 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Scores:
+    """A candidate's probabilities on the validation and test splits, computed once."""
+
+    valid_raw: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
 class CandidateResult:
     candidate: FittedCandidate
     threshold: float
     tiers: RiskTiers
     validation: Metrics
     test: Metrics
+    scores: Scores
     calibration: CalibrationChoice | None = None
     run_id: str = ""
 
@@ -143,23 +154,27 @@ def fit_candidates(
     base_rate = float(np.mean(data.y_train))
     results = []
     for raw in fitted:
-        choice = choose_calibration(raw.raw_probability(valid), data.y_valid, seed)
+        valid_raw = raw.raw_probability(valid)
+        choice = choose_calibration(valid_raw, data.y_valid, seed)
         log.info(
             "%s: calibration %s (cross-fitted validation log-loss %s)", raw.name, choice.method,
             ", ".join(f"{method} {value:.4f}" for method, value in choice.log_loss.items()),
         )  # fmt: skip
         candidate = replace(raw, calibration=choice.calibration)
-        valid_scores = candidate.churn_probability(valid)
-        threshold = choose_threshold(data.y_valid, valid_scores, settings.economics)
+        scores = Scores(
+            valid_raw,
+            calibrated(choice.calibration, valid_raw),
+            candidate.churn_probability(test),
+        )
+        threshold = choose_threshold(data.y_valid, scores.valid, settings.economics)
         results.append(
             CandidateResult(
                 candidate=candidate,
                 threshold=threshold,
                 tiers=RiskTiers.from_threshold(threshold, base_rate),
-                validation=evaluate(data.y_valid, valid_scores, threshold, settings.economics),
-                test=evaluate(
-                    data.y_test, candidate.churn_probability(test), threshold, settings.economics
-                ),
+                validation=evaluate(data.y_valid, scores.valid, threshold, settings.economics),
+                test=evaluate(data.y_test, scores.test, threshold, settings.economics),
+                scores=scores,
                 calibration=choice,
             )
         )
@@ -170,7 +185,7 @@ def judge(results: list[CandidateResult], data: Split, economics: Economics) -> 
     """The winner among the fitted candidates (training/winner.py), on the prepared split."""
     return pick_winner(
         {r.candidate.name: r for r in results},
-        {r.candidate.name: r.candidate.churn_probability(data.valid) for r in results},
+        {r.candidate.name: r.scores.valid for r in results},
         data.y_valid,
         economics,
     )
@@ -293,16 +308,13 @@ def _log_candidate(
         if result.calibration is not None:
             mlflow.log_param("calibration", result.calibration.method)
             mlflow.log_metrics(result.calibration.metrics())
-        scores = result.candidate.churn_probability(data.test)
+        scores = result.scores.test
         figures = {
             "plots/roc.png": plots.roc_figure(data.y_test, scores, name),
             "plots/precision_recall.png": plots.precision_recall_figure(data.y_test, scores, name),
             "plots/calibration.png": plots.calibration_figure(data.y_test, scores, name),
             "plots/reliability_validation.png": plots.reliability_figure(
-                data.y_valid,
-                result.candidate.raw_probability(data.valid),
-                result.candidate.churn_probability(data.valid),
-                name,
+                data.y_valid, result.scores.valid_raw, result.scores.valid, name
             ),
             "plots/lift_gain.png": plots.lift_gain_figure(data.y_test, scores, name),
             "plots/feature_importance.png": plots.importance_figure(
@@ -312,15 +324,7 @@ def _log_candidate(
         for path, figure in figures.items():
             mlflow.log_figure(figure, path)
             plt.close(figure)
-    return CandidateResult(
-        candidate=result.candidate,
-        threshold=result.threshold,
-        tiers=result.tiers,
-        validation=result.validation,
-        test=result.test,
-        calibration=result.calibration,
-        run_id=run.info.run_id,
-    )
+    return replace(result, run_id=run.info.run_id)
 
 
 def fit_insight(
