@@ -17,6 +17,9 @@ from churn.traits import Trait, binary_levels
 K_RANGE = range(3, 7)
 DEFAULT_K = 4
 SILHOUETTE_SAMPLE = 4000
+# k-means finds its centroids on at most this many customers and then places everyone.
+FIT_SAMPLE = 200_000
+ENCODE_CHUNK = 200_000
 MAX_ONE_HOT_LEVELS = 12
 # A trait names a segment only when at least this share of its members have it ...
 MIN_SHARE = 0.6
@@ -43,7 +46,8 @@ def fit_segments(
         for name in spec.categorical
     )
     draft = Segmenter(numeric, means, scales, medians, one_hot, np.zeros((1, 1)), ())
-    encoded = draft.encode(features)
+    fitted_on = _sample(features, FIT_SAMPLE, seed)
+    encoded = draft.encode(fitted_on)
 
     scores: dict[int, float] = {}
     if k is None:
@@ -56,14 +60,29 @@ def fit_segments(
             scores[candidate] = float(silhouette_score(sample, labels))
         k = max(scores, key=lambda c: scores[c]) if scores else DEFAULT_K
     model = KMeans(k, n_init=4, random_state=seed).fit(encoded)
-    rates = np.array([churned[model.labels_ == s].mean() for s in range(k)])
+    found = model.labels_
+    if fitted_on is not features:
+        del encoded
+        found = np.concatenate([
+            model.predict(draft.encode(features.iloc[start : start + ENCODE_CHUNK]))
+            for start in range(0, len(features), ENCODE_CHUNK)
+        ])  # fmt: skip
+    rates = np.array([churned[found == s].mean() for s in range(k)])
     order = np.argsort(-np.nan_to_num(rates, nan=-1.0), kind="stable")
     new_id = np.empty(k, dtype=np.intp)
     new_id[order] = np.arange(k)
-    labels = new_id[model.labels_]
+    labels = new_id[found]
     profiles = _profiles(spec, features, churned, labels, k)
     centroids = model.cluster_centers_[order]
     return Segmenter(numeric, means, scales, medians, one_hot, centroids, profiles, scores)
+
+
+def _sample(features: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most `rows` customers, the same for the same seed; the table itself if it is smaller."""
+    if len(features) <= rows:
+        return features
+    chosen = np.random.default_rng(seed).choice(len(features), rows, replace=False)
+    return features.iloc[np.sort(chosen)]
 
 
 def candidate_traits(spec: FeatureSpec, features: pd.DataFrame) -> list[Trait]:
