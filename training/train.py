@@ -109,18 +109,20 @@ class TrainingResult:
 
 
 def split(table: LabelledTable, seed: int) -> Split:
-    """Stratified train/validation/test split, the same for the same data and seed."""
-    rest, test, y_rest, y_test = train_test_split(
-        table.features, table.target, test_size=TEST_SHARE, stratify=table.target, random_state=seed
+    """Stratified train/validation/test split, the same for the same data and seed. Rows are
+    split by position and each part taken once, with no copy of the rest in between."""
+    y = table.target
+    rest, test = train_test_split(
+        np.arange(len(y)), test_size=TEST_SHARE, stratify=y, random_state=seed
     )
-    train, valid, y_train, y_valid = train_test_split(
+    train, valid = train_test_split(
         rest,
-        y_rest,
         test_size=VALIDATION_SHARE / (1 - TEST_SHARE),
-        stratify=y_rest,
+        stratify=y[rest],
         random_state=seed,
     )
-    return Split(train, valid, test, y_train, y_valid, y_test)
+    rows = table.features.iloc
+    return Split(rows[train], rows[valid], rows[test], y[train], y[valid], y[test])
 
 
 def fit_candidates(

@@ -79,6 +79,24 @@ def test_rows_with_a_blank_label_are_dropped_not_fatal() -> None:
     assert len(validate(table, "Churn", "id", min_rows=10).target) == 298
 
 
+def test_the_features_share_the_tables_columns_rather_than_copy_them() -> None:
+    table = _table()
+    features = validate(table, "Churn", "id", min_rows=10).features
+    for name in features:
+        assert np.shares_memory(features[name].to_numpy(), table[name].to_numpy()), name
+    assert features.index.equals(pd.RangeIndex(len(table)))
+
+
+def test_dropping_a_blank_label_keeps_features_labels_and_ids_in_step() -> None:
+    table = _table().astype({"Churn": object})
+    table.loc[[0, 7], "Churn"] = " "
+    labelled = validate(table, "Churn", "id", min_rows=10)
+    kept = table.drop(index=[0, 7]).reset_index(drop=True)
+    assert labelled.features.equals(kept[["plan", "tenure"]])
+    assert labelled.ids is not None and labelled.ids.equals(kept["id"])
+    assert labelled.target.tolist() == (kept["Churn"] == "Yes").astype(int).tolist()
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
