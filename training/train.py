@@ -212,7 +212,9 @@ def train(
     with step(f"Reading {source.describe()}") as done:
         table = validate(read_table(source), target, id_column, settings.min_rows)
         done(f"{len(table.target):,} rows, {table.features.shape[1]} columns")
-    spec = infer_spec(table.features, id_column, target, categorical, numeric)
+    with step("Inferring each column's kind") as done:
+        spec = infer_spec(table.features, id_column, target, categorical, numeric)
+        done(f"{len(spec.numeric)} numeric, {len(spec.categorical)} categorical")
     log.info("Label mapping for %r: %s", target, table.label_mapping)
     # Checked before any model is fitted, so a playbook naming absent columns fails at once.
     playbook = choose_playbook(spec, settings.playbook, settings.playbook_missing)
@@ -225,8 +227,11 @@ def train(
     if uplift_from is not None:
         playbook = uplift_playbook(playbook, _measured(uplift_from, settings))
     rows, label_mapping = len(table.target), table.label_mapping
-    raw = split(table, seed)
-    data, raw_test = raw.prepared(spec), raw.test
+    with step("Splitting and preparing the features") as done:
+        raw = split(table, seed)
+        data, raw_test = raw.prepared(spec), raw.test
+        sizes = (f"{len(y):,}" for y in (data.y_train, data.y_valid, data.y_test))
+        done(f"train, validation, test: {', '.join(sizes)} rows")
     # From here on only the prepared split is read; the raw one and the whole table would
     # double what training holds.
     del table, raw

@@ -3,6 +3,8 @@ a registered model that serves calibrated probabilities."""
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import mlflow
@@ -23,8 +25,9 @@ SEED = 7
 
 
 def test_a_three_trial_search_is_nested_calibrated_and_reproducible(
-    tmp_path: Path, customers: pd.DataFrame, customers_csv: Path
+    tmp_path: Path, customers: pd.DataFrame, customers_csv: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="training")
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings = quick_settings(tracking_uri, tmp_path / "artifacts")
     options = SearchOptions(trials=3, budget_minutes=None, folds=3)
@@ -32,6 +35,8 @@ def test_a_three_trial_search_is_nested_calibrated_and_reproducible(
         Source(str(customers_csv)), target="Churn", id_column="customerID", seed=SEED,
         settings=settings, search_options=options,
     )  # fmt: skip
+
+    _every_step_logs_its_time(caplog.messages, settings.candidates)
 
     client = mlflow.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(settings.experiment)
@@ -89,3 +94,18 @@ def _training_split(csv: Path) -> tuple[FeatureSpec, pd.DataFrame, np.ndarray]:
     spec = infer_spec(table.features, "customerID", "Churn")
     data = split(table, SEED)
     return spec, spec.prepare(data.train), data.y_train
+
+
+def _every_step_logs_its_time(messages: list[str], candidates: tuple[str, ...]) -> None:
+    """A line with its time for each long step, and one per finished trial with the best so far."""
+    timed = {m.split(": ")[0] for m in messages if re.search(r": \d+\.\d s( \(|$)", m)}
+    steps = [
+        "Inferring each column's kind", "Splitting and preparing the features", "Searching",
+        *(f"Fitting {name}" for name in candidates), "Evaluating and logging the candidates",
+        "Segments", "Deciles and the reference profile", "Reasons", "Registering",
+    ]  # fmt: skip
+    assert [s for s in steps if s not in timed] == []
+    assert any(m.startswith("Reading ") for m in timed)
+    for name in candidates:
+        trials = [m for m in messages if m.startswith(f"{name} trial ")]
+        assert len(trials) == 3 and all("; best " in m for m in trials), trials
