@@ -13,14 +13,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churn.assignment import in_share
-from churn.model import Decisions
 from churn.playbook import NO_ACTION
+
+if TYPE_CHECKING:
+    from churn.model import Decisions
 
 PLAIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TREATED = "treated"

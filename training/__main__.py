@@ -147,12 +147,11 @@ def train(
     settings = _settings(
         model_name=model_name, experiment=experiment, playbook_missing=playbook_missing
     )
-    # Imported once the settings are known to be good: MLflow and the models take seconds.
     from training.data import Source
-    from training.metrics_table import metrics_table
-    from training.search import SearchOptions
-    from training.train import train as run_training
+    from training.search_options import SearchOptions
 
+    source = Source(data, table=table, query=query)
+    source.require_file()
     search_options = None
     if tune:
         budget = DEFAULT_BUDGET_MINUTES if budget_minutes is None and trials is None else None
@@ -160,8 +159,14 @@ def train(
             trials, budget_minutes if budget_minutes is not None else budget, folds,
             tune_objective,  # type: ignore[arg-type]
         )  # fmt: skip
+        search_options.check_settings()
+    # Imported once the settings, the file and the search are known to be good: MLflow and
+    # the models take seconds.
+    from training.metrics_table import metrics_table
+    from training.train import train as run_training
+
     result = run_training(
-        Source(data, table=table, query=query),
+        source,
         target=target,
         id_column=id_column,
         seed=seed,
@@ -214,9 +219,6 @@ def promote(
     ] = None,
 ) -> None:
     """Point the `champion` alias at a version; the service serves whatever it points at."""
-    from training.data import Source
-    from training.promote import promote_auto, promote_version
-
     if [version is not None, auto, challenger].count(True) != 1:
         raise UserError("Give exactly one of --version N, --auto or --challenger.")
     if if_better and not challenger:
@@ -224,6 +226,9 @@ def promote(
     if alias is not None and version is None:
         raise UserError("--alias goes with --version.")
     settings = _settings(model_name=model_name, model_alias=alias)
+    from training.data import Source
+    from training.promote import promote_auto, promote_version
+
     if challenger:
         _promote_challenger(settings, if_better, min_outcomes)
         return
@@ -499,16 +504,17 @@ def experiments(
     """What a retention experiment measured: treated against control, per action and segment,
     from the decisions and the outcomes that followed them."""
     from churn.experiment import ExperimentSettings
-    from history.experiments import measure
-    from history.store import History
-    from registry.client import champion, connect
-    from training.experiment_report import ExperimentReport, log_to_version
 
     name = experiment or ExperimentSettings().name
     if name is None:
         raise UserError("Name the experiment: --experiment NAME or CHURN_EXPERIMENT_NAME.")
     settings = _settings()
     start, end = _window(since, until, timedelta(days=90))
+    from history.experiments import measure
+    from history.store import History
+    from registry.client import champion, connect
+    from training.experiment_report import ExperimentReport, log_to_version
+
     client = connect(settings)
     served = champion(client, settings.model_name, settings.model_alias)
     version = None if served is None else str(served.version)

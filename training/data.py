@@ -31,6 +31,16 @@ class Source:
     def is_sql(self) -> bool:
         return "://" in self.location
 
+    def require_file(self) -> None:
+        """A UserError when a file source is missing or empty; a SQL source is checked when read."""
+        if self.is_sql:
+            return
+        path = Path(self.location)
+        if not path.exists():
+            raise UserError(f"Data file {path} does not exist.")
+        if path.is_dir() or path.stat().st_size == 0:
+            raise UserError(f"Data file {path} is empty.")
+
     def describe(self) -> str:
         if not self.is_sql:
             return self.location
@@ -49,6 +59,7 @@ class LabelledTable:
 
 
 def read_table(source: Source) -> pd.DataFrame:
+    source.require_file()
     table = _read_sql(source) if source.is_sql else _read_file(Path(source.location))
     if table.empty or len(table.columns) == 0:
         raise UserError(f"{source.describe()} has no rows.")
@@ -56,10 +67,6 @@ def read_table(source: Source) -> pd.DataFrame:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise UserError(f"Data file {path} does not exist.")
-    if path.is_dir() or path.stat().st_size == 0:
-        raise UserError(f"Data file {path} is empty.")
     try:
         if is_parquet(path):
             return _read_parquet(path)

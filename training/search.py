@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -25,41 +24,17 @@ from churn.errors import UserError
 from churn.features import FeatureSpec
 from training.candidates import CandidateName, fit_catboost, fit_logistic_regression
 from training.evaluate import profit_curve
+from training.search_options import Objective, SearchOptions
 from training.settings import Economics, TrainingSettings
 
 log = logging.getLogger("training")
 
-Objective = Literal["profit", "log_loss"]
 # How a time budget is shared when both candidates are searched: a CatBoost trial costs far
 # more than a logistic regression's.
 BUDGET_SHARE: dict[CandidateName, float] = {"catboost": 0.8, "logistic_regression": 0.2}
 # Trials before the pruner may stop one, and the folds a trial must finish first.
 STARTUP_TRIALS = 5
 WARMUP_FOLDS = 1
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    trials: int | None
-    budget_minutes: float | None
-    folds: int = 5
-    objective: Objective = "profit"
-
-    def check(self, y_train: np.ndarray) -> None:
-        """UserError for a search that cannot run: a bad budget, or too few rows per class."""
-        if self.budget_minutes is not None and self.budget_minutes <= 0:
-            raise UserError(f"--budget-minutes: {self.budget_minutes:g} is not above 0.")
-        if self.trials is not None and self.trials < 1:
-            raise UserError(f"--trials: {self.trials} is not 1 or more.")
-        if self.folds < 2:
-            raise UserError(f"--folds: {self.folds} is not 2 or more.")
-        counts = np.bincount(y_train, minlength=2)
-        if counts.min() < self.folds:
-            raise UserError(
-                f"--tune with {self.folds} folds needs at least {self.folds} rows of each class "
-                f"in the training split; it has {counts[0]} who stayed and {counts[1]} who "
-                "churned. Use fewer --folds or a larger table."
-            )
 
 
 def search(

@@ -42,7 +42,8 @@ from training.data import LabelledTable, Source, read_table, validate
 from training.evaluate import Metrics, choose_threshold, evaluate
 from training.playbooks import choose_playbook
 from training.progress import step
-from training.search import SearchOptions, search
+from training.search import search
+from training.search_options import SearchOptions
 from training.segmentation import fit_segments
 from training.settings import Economics, TrainingSettings
 from training.uplift_playbook import uplift_playbook

@@ -17,7 +17,8 @@ from churn.features import FeatureSpec, infer_spec
 from churn.model import ChurnModel
 from tests.integration.conftest import quick_settings
 from training.data import Source, read_table, validate
-from training.search import SearchOptions, search
+from training.search import search
+from training.search_options import SearchOptions
 from training.train import split, train
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from churn.calibration import Calibration
 from churn.errors import UserError
 from training.calibrate import choose_calibration
 from training.evaluate import expected_calibration_error
-from training.search import SearchOptions
+from training.search_options import SearchOptions
 
 
 def _outcomes(probability: np.ndarray, seed: int = 0) -> np.ndarray:
