@@ -123,6 +123,28 @@ def test_a_corrupt_parquet_file_gets_a_clear_message(tmp_path: Path) -> None:
         read_table(Source(str(path)))
 
 
+@pytest.mark.parametrize("index", [None, pd.Index([7, 8, 9], name="row"), pd.Index([7, 8, 9])])
+def test_a_parquet_file_reads_column_by_column_as_pandas_would_without_its_index(
+    tmp_path: Path, index: pd.Index | None
+) -> None:
+    written = pd.DataFrame(
+        {
+            "tenure": pd.array([1, None, 3], dtype="Int64"),
+            "plan": pd.Categorical(["basic", "pro", "basic"]),
+            "note": pd.array(["x", None, "z"], dtype="string"),
+            "since": pd.date_range("2024-01-01", periods=3, tz="UTC"),
+            "Churn": ["Yes", "No", None],
+            "charges": [1.5, np.nan, 2.0],
+        },
+        index=index,
+    )
+    path = tmp_path / "table.parquet"
+    written.to_parquet(path)
+    read = read_table(Source(str(path)))
+    pd.testing.assert_frame_equal(read, written.reset_index(drop=True))
+    assert isinstance(read.index, pd.RangeIndex)
+
+
 def test_sql_tables_and_queries_are_read(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'customers.db'}"
     _table().to_sql("customers", url, index=False)
