@@ -147,11 +147,11 @@ def train(
     settings = _settings(
         model_name=model_name, experiment=experiment, playbook_missing=playbook_missing
     )
-    from training.data import Source
+    from training.data import Source, require_columns
     from training.search_options import SearchOptions
 
     source = Source(data, table=table, query=query)
-    source.require_file()
+    require_columns(source, target, id_column)
     search_options = None
     if tune:
         budget = DEFAULT_BUDGET_MINUTES if budget_minutes is None and trials is None else None
@@ -160,8 +160,8 @@ def train(
             tune_objective,  # type: ignore[arg-type]
         )  # fmt: skip
         search_options.check_settings()
-    # Imported once the settings, the file and the search are known to be good: MLflow and
-    # the models take seconds.
+    # Imported once the settings, the file's header and the search are known to be good:
+    # MLflow and the models take seconds.
     from training.metrics_table import metrics_table
     from training.train import train as run_training
 

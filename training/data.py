@@ -67,11 +67,24 @@ def read_table(source: Source) -> pd.DataFrame:
     return table
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def require_columns(source: Source, target: str, id_column: str | None) -> None:
+    """A UserError when a file's header lacks the target or id column, found before the whole
+    table is read; a SQL source is checked once read (`validate`)."""
+    source.require_file()
+    if source.is_sql:
+        return
+    columns = _read_file(Path(source.location), header_only=True).columns
+    _require_column(columns, target, "target")
+    if id_column is not None:
+        _require_column(columns, id_column, "id")
+
+
+def _read_file(path: Path, header_only: bool = False) -> pd.DataFrame:
     try:
         if is_parquet(path):
-            return _read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=False, low_memory=False)
+            return _read_parquet(path, header_only)
+        rows = 0 if header_only else None
+        return pd.read_csv(path, skipinitialspace=False, low_memory=False, nrows=rows)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise UserError(
             f"Could not parse {path}: {_first_line(exc)}. "
@@ -81,7 +94,7 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise UserError(f"Could not parse {path}: {_first_line(exc)}") from exc
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, header_only: bool = False) -> pd.DataFrame:
     """Column by column, so Arrow holds one decoded column at a time rather than the whole file:
     for 5,000,000 customers the read peaks at 1.9 GiB rather than 3.6 for a 0.8 GiB frame.
     The result is what `pd.read_parquet` gives with its index dropped."""
@@ -89,10 +102,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     # A stored index is a column named here; a RangeIndex is a dict of its bounds instead.
     index = (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
     index_columns = {name for name in index if isinstance(name, str)}
+    names = [name for name in parquet.schema_arrow.names if name not in index_columns]
+    if header_only:
+        return pd.DataFrame(columns=names)
     columns = {}
-    for name in parquet.schema_arrow.names:
-        if name in index_columns:
-            continue
+    for name in names:
         columns[name] = parquet.read(columns=[name]).to_pandas()[name].reset_index(drop=True)
         # Arrow's allocator would keep each decoded column's buffers where nothing else can
         # reuse them; hand them back to the system.
@@ -129,9 +143,9 @@ def validate(
     min_rows: int,
 ) -> LabelledTable:
     """Check the table can train a binary churn model; every problem becomes a UserError."""
-    _require_column(table, target, "target")
+    _require_column(table.columns, target, "target")
     if id_column is not None:
-        _require_column(table, id_column, "id")
+        _require_column(table.columns, id_column, "id")
     has_label = table[target].notna() & (table[target].astype(str).str.strip() != "")
     # Each copy of a table of millions of customers costs GiBs: copy only to drop rows.
     labelled = table if has_label.all() else table[has_label]
@@ -191,11 +205,11 @@ def encode_labels(labels: pd.Series, target: str) -> tuple[np.ndarray, dict[str,
     return positive.to_numpy(dtype=np.int64), mapping
 
 
-def _require_column(table: pd.DataFrame, column: str, role: str) -> None:
-    if column not in table.columns:
+def _require_column(columns: pd.Index, column: str, role: str) -> None:
+    if column not in columns:
         raise UserError(
             f"The {role} column {column!r} is not in the table. "
-            f"Columns present: {', '.join(map(str, table.columns))}."
+            f"Columns present: {', '.join(map(str, columns))}."
         )
 
 

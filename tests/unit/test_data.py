@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churn.errors import UserError
-from training.data import Source, encode_labels, read_table, validate
+from training.data import Source, encode_labels, read_table, require_columns, validate
 
 
 def _table(rows: int = 300) -> pd.DataFrame:
@@ -143,6 +143,30 @@ def test_a_parquet_file_reads_column_by_column_as_pandas_would_without_its_index
     read = read_table(Source(str(path)))
     pd.testing.assert_frame_equal(read, written.reset_index(drop=True))
     assert isinstance(read.index, pd.RangeIndex)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_the_target_and_id_are_checked_against_the_header_alone(
+    tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"table{suffix}"
+    if suffix == ".csv":
+        _table().to_csv(path, index=False)
+    else:
+        _table().to_parquet(path)
+    require_columns(Source(str(path)), "Churn", "id")
+    with pytest.raises(UserError, match=r"target column 'Churned' .* Columns present: id, plan"):
+        require_columns(Source(str(path)), "Churned", "id")
+    with pytest.raises(UserError, match=r"id column 'customerID' is not in the table"):
+        require_columns(Source(str(path)), "Churn", "customerID")
+
+
+def test_the_header_check_reads_no_row(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text('id,plan,Churn\nc1,basic,Yes\n"c2,pro,No\n')
+    require_columns(Source(str(path)), "Churn", "id")
+    with pytest.raises(UserError, match="Could not parse"):
+        read_table(Source(str(path)))
 
 
 def test_sql_tables_and_queries_are_read(tmp_path: Path) -> None:
