@@ -73,10 +73,9 @@ def require_columns(source: Source, target: str, id_column: str | None) -> None:
     source.require_file()
     if source.is_sql:
         return
-    columns = _read_file(Path(source.location), header_only=True).columns
-    _require_column(columns, target, "target")
-    if id_column is not None:
-        _require_column(columns, id_column, "id")
+    _require_target_and_id(
+        _read_file(Path(source.location), header_only=True).columns, target, id_column
+    )
 
 
 def _read_file(path: Path, header_only: bool = False) -> pd.DataFrame:
@@ -143,9 +142,7 @@ def validate(
     min_rows: int,
 ) -> LabelledTable:
     """Check the table can train a binary churn model; every problem becomes a UserError."""
-    _require_column(table.columns, target, "target")
-    if id_column is not None:
-        _require_column(table.columns, id_column, "id")
+    _require_target_and_id(table.columns, target, id_column)
     has_label = table[target].notna() & (table[target].astype(str).str.strip() != "")
     # Each copy of a table of millions of customers costs GiBs: copy only to drop rows.
     labelled = table if has_label.all() else table[has_label]
@@ -203,6 +200,12 @@ def encode_labels(labels: pd.Series, target: str) -> tuple[np.ndarray, dict[str,
         )
     mapping = {value: int(value.lower() in POSITIVE_LABELS) for value in sorted(set(text))}
     return positive.to_numpy(dtype=np.int64), mapping
+
+
+def _require_target_and_id(columns: pd.Index, target: str, id_column: str | None) -> None:
+    _require_column(columns, target, "target")
+    if id_column is not None:
+        _require_column(columns, id_column, "id")
 
 
 def _require_column(columns: pd.Index, column: str, role: str) -> None:
