@@ -8,13 +8,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
-from category_encoders import CatBoostEncoder
+from category_encoders import CatBoostEncoder, OneHotEncoder
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import SplineTransformer, StandardScaler
 
 from churn.calibration import Calibration, calibrated
 from churn.features import FeatureSpec
@@ -26,6 +26,11 @@ EARLY_STOPPING_ROUNDS = 100
 ONE_HOT_MAX_SIZE = 4
 # The baseline is fitted on at most this many customers of the training split (stratified).
 BASELINE_ROWS = 200_000
+# The baseline one-hot encodes a category of at most this many levels, and target-encodes
+# the rest; it fits a spline to a numeric of at least CURVE_MIN_VALUES distinct values.
+BASELINE_ONE_HOT_MAX_LEVELS = 16
+CURVE_MIN_VALUES = 10
+SPLINE_KNOTS = 5
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,11 @@ class FittedCandidate:
     def raw_probability(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(features))[:, 1]
 
-    def feature_importance(self, spec: FeatureSpec) -> pd.Series:
+    def feature_importance(self, spec: FeatureSpec, features: pd.DataFrame) -> pd.Series:
+        """CatBoost's own importance; for the baseline, how far each feature moves the
+        log-odds on average over `features`."""
         if isinstance(self.estimator, LinearScorer):
-            weights = np.abs(
-                np.concatenate([self.estimator.categorical_weights, self.estimator.numeric_weights])
-            )
-            return pd.Series(weights, index=self.estimator.feature_names).sort_values()
+            return self.estimator.mean_absolute_contributions(features).sort_values()
         if isinstance(self.estimator, CatBoostClassifier):
             return pd.Series(
                 self.estimator.get_feature_importance(), index=spec.names
@@ -72,28 +76,49 @@ def fit_logistic_regression(
             train, y_train, train_size=BASELINE_ROWS, stratify=y_train, random_state=seed
         )
     params: dict[str, Any] = {"C": 1.0, "a": 1.0} | (tuned or {})
-    params |= {"max_iter": 2000, "encoder": "CatBoostEncoder"}
-    encode = ColumnTransformer(
-        [
-            ("categorical", CatBoostEncoder(random_state=seed, a=params["a"]), spec.categorical),
-            (
-                "numeric",
-                Pipeline(
-                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-                ),
-                spec.numeric,
-            ),
-        ]
-    )
+    params |= {"max_iter": 2000, "spline_knots": SPLINE_KNOTS}
     pipeline = Pipeline(
         [
-            ("encode", encode),
+            ("encode", baseline_encoding(spec, train, params["a"], seed)),
             ("model", LogisticRegression(C=params["C"], max_iter=params["max_iter"])),
         ]
     )
     pipeline.fit(train, y_train)
     scorer = LinearScorer.from_pipeline(pipeline, train)
     return FittedCandidate("logistic_regression", scorer, params)
+
+
+def baseline_encoding(
+    spec: FeatureSpec, train: pd.DataFrame, smoothing: float, seed: int
+) -> ColumnTransformer:
+    """Features for a model that is linear in them: a category of few levels one-hot, of many
+    its smoothed churn rate (CatBoostEncoder, `smoothing` its prior's weight), and a numeric
+    with enough distinct values a cubic spline, knots at its quantiles, so tenure or charges
+    can bend the log-odds. Over 20 splits of the IBM Telco table the splines and one-hot
+    encoding raised the baseline's mean test ROC-AUC from 0.8441 to 0.8505 (docs/insights.md)."""
+    levels = {name: train[name].nunique() for name in spec.categorical}
+    few = [name for name in spec.categorical if levels[name] <= BASELINE_ONE_HOT_MAX_LEVELS]
+    many = [name for name in spec.categorical if name not in few]
+    curved = [name for name in spec.numeric if train[name].nunique() >= CURVE_MIN_VALUES]
+    straight = [name for name in spec.numeric if name not in curved]
+    impute = ("impute", SimpleImputer(strategy="median"))
+    groups = [
+        ("one_hot", OneHotEncoder(handle_unknown="value", handle_missing="value"), few),
+        ("target_mean", CatBoostEncoder(random_state=seed, a=smoothing), many),
+        ("numeric", Pipeline([impute, ("scale", StandardScaler())]), straight),
+        (
+            "curved",
+            Pipeline(
+                [
+                    impute,
+                    ("spline", SplineTransformer(n_knots=SPLINE_KNOTS, knots="quantile")),
+                    ("scale", StandardScaler()),
+                ]
+            ),
+            curved,
+        ),
+    ]
+    return ColumnTransformer([group for group in groups if group[2]])
 
 
 def fit_catboost(

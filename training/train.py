@@ -326,7 +326,7 @@ def _log_candidate(
             ),
             "plots/lift_gain.png": plots.lift_gain_figure(data.y_test, scores, name),
             "plots/feature_importance.png": plots.importance_figure(
-                result.candidate.feature_importance(spec), name
+                result.candidate.feature_importance(spec, data.valid), name
             ),
         }
         for path, figure in figures.items():
