@@ -136,6 +136,7 @@ def suggest(name: CandidateName, trial: optuna.Trial) -> dict[str, Any]:
         return {
             "C": trial.suggest_float("C", 1e-3, 1e2, log=True),
             "a": trial.suggest_float("a", 0.1, 20.0, log=True),
+            "knots": trial.suggest_int("knots", 3, 10),
         }
     return {
         "depth": trial.suggest_int("depth", 4, 8),

@@ -32,7 +32,7 @@ def _target_encoded(spec: FeatureSpec, features: pd.DataFrame) -> ColumnTransfor
 
 
 def _baseline(spec: FeatureSpec, features: pd.DataFrame) -> ColumnTransformer:
-    return baseline_encoding(spec, features, smoothing=1.0, seed=0)
+    return baseline_encoding(spec, features, smoothing=1.0, knots=5, seed=0)
 
 
 ENCODINGS = {"target-encoded, straight": _target_encoded, "the baseline's": _baseline}
