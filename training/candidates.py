@@ -102,16 +102,19 @@ def baseline_encoding(
     many = [name for name in spec.categorical if name not in few]
     curved = [name for name in spec.numeric if train[name].nunique() >= CURVE_MIN_VALUES]
     straight = [name for name in spec.numeric if name not in curved]
-    impute = ("impute", SimpleImputer(strategy="median"))
     groups = [
         ("one_hot", OneHotEncoder(handle_unknown="value", handle_missing="value"), few),
         ("target_mean", CatBoostEncoder(random_state=seed, a=smoothing), many),
-        ("numeric", Pipeline([impute, ("scale", StandardScaler())]), straight),
+        (
+            "numeric",
+            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+            straight,
+        ),
         (
             "curved",
             Pipeline(
                 [
-                    impute,
+                    ("impute", SimpleImputer(strategy="median")),
                     ("spline", SplineTransformer(n_knots=knots, knots="quantile")),
                     ("scale", StandardScaler()),
                 ]
