@@ -24,6 +24,7 @@ from churn.errors import UserError
 from churn.features import FeatureSpec
 from training.candidates import CandidateName, fit_catboost, fit_logistic_regression
 from training.evaluate import profit_curve
+from training.search_history import log_search_history
 from training.search_options import Objective, SearchOptions
 from training.settings import Economics, TrainingSettings
 
@@ -110,6 +111,10 @@ def _study(
             _shown(study.best_value, options.objective), study.best_trial.number,
             time.perf_counter() - started,
         )  # fmt: skip
+        mlflow.log_metric(
+            f"best.cv.{options.objective}", _value(study.best_value, options.objective),
+            step=trial.number,
+        )  # fmt: skip
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} search", nested=True):
@@ -122,9 +127,7 @@ def _study(
                 f"The {name} search finished no trial within its budget; give it more minutes."
             )
         mlflow.log_params({f"best.{key}": value for key, value in study.best_params.items()})
-        mlflow.log_metric(
-            f"best.cv.{options.objective}", _value(study.best_value, options.objective)
-        )
+        log_search_history(study, options.objective, seed)
         mlflow.log_metrics({"trials_complete": len(completed),
                             "trials_pruned": len(study.trials) - len(completed)})  # fmt: skip
     log.info("%s search: best of %d trials %s", name, len(study.trials), study.best_params)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
+from mlflow.entities import Run
 
 from churn.calibration import calibrated
 from churn.features import FeatureSpec, infer_spec
@@ -18,6 +20,7 @@ from churn.model import ChurnModel
 from tests.integration.conftest import quick_settings
 from training.data import Source, read_table, validate
 from training.search import search
+from training.search_history import log_search_history
 from training.search_options import SearchOptions
 from training.train import split, train
 
@@ -60,6 +63,7 @@ def test_a_three_trial_search_is_nested_calibrated_and_reproducible(
             for key, value in study.data.params.items()
             if key.startswith("best.")
         }
+        _the_search_run_keeps_its_trials_and_history(client, study.info.run_id, trials)
     registered = client.get_model_version(settings.model_name, result.version)
     winner = next(r for r in result.results if r.candidate.name == result.winner)
     for key, value in best[result.winner].items():
@@ -87,6 +91,49 @@ def test_a_three_trial_search_is_nested_calibrated_and_reproducible(
                        options, experiment.experiment_id)  # fmt: skip
     for name in settings.candidates:
         assert {k: str(v) for k, v in again[name].items()} == best[name], name
+
+
+def test_a_search_run_keeps_every_trial_its_history_and_the_parameters_importance(
+    tmp_path: Path,
+) -> None:
+    """A loss is searched as its negative, as `search` does; only `x` moves it, so fANOVA
+    must find `x` the important parameter."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
+    study.optimize(
+        lambda t: -((t.suggest_float("x", -3, 3) - 1) ** 2) + 0 * t.suggest_float("noise", 0, 1),
+        n_trials=12,
+    )
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("history", artifact_location=str(tmp_path / "a"))
+    mlflow.set_tracking_uri(client.tracking_uri)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        log_search_history(study, "log_loss", SEED)
+
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert logged["importance.x"] > 0.5 > logged["importance.noise"]
+    assert logged["importance.x"] + logged["importance.noise"] == pytest.approx(1.0)
+    table = pd.read_csv(client.download_artifacts(run.info.run_id, "search/trials.csv"))
+    assert table["trial"].tolist() == list(range(12))
+    assert table["log_loss"].tolist() == pytest.approx([-t.value for t in study.trials])
+    assert table["x"].tolist() == pytest.approx([t.params["x"] for t in study.trials])
+    assert "search/history.png" in [
+        a.path for a in client.list_artifacts(run.info.run_id, "search")
+    ]
+
+
+def _the_search_run_keeps_its_trials_and_history(
+    client: mlflow.MlflowClient, search_run_id: str, trials: list[Run]
+) -> None:
+    """`search/trials.csv` holds each nested run's value, and `best.cv.profit` after each
+    trial is the best of the trials so far."""
+    profits = {int(r.data.params["trial"]): r.data.metrics["cv.profit"] for r in trials}
+    table = pd.read_csv(client.download_artifacts(search_run_id, "search/trials.csv"))
+    assert table["state"].tolist() == ["complete"] * len(profits)
+    assert table["profit"].tolist() == pytest.approx([profits[n] for n in table["trial"]])
+    history = client.get_metric_history(search_run_id, "best.cv.profit")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (n, pytest.approx(max(profits[k] for k in range(n + 1)))) for n in sorted(profits)
+    ]
 
 
 def _training_split(csv: Path) -> tuple[FeatureSpec, pd.DataFrame, np.ndarray]:

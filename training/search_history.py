@@ -1,0 +1,55 @@
+"""What a finished search leaves on its MLflow run besides the best parameters: every trial in a
+table, the best value after each trial as a chart, and how much each parameter mattered."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import mlflow
+import optuna
+import pandas as pd
+
+from training import plots
+from training.search_options import Objective
+
+# fANOVA needs trials that differ; with fewer, the importances would be noise.
+IMPORTANCE_MIN_TRIALS = 5
+
+
+def trials_table(study: optuna.Study, objective: Objective) -> pd.DataFrame:
+    """One row per trial: its state, its cross-validated value in the objective's own terms
+    (log-loss as a loss), its seconds, and its parameters."""
+    sign = -1 if objective == "log_loss" else 1
+    rows = [
+        {
+            "trial": trial.number,
+            "state": trial.state.name.lower(),
+            objective: None if trial.value is None else sign * trial.value,
+            "seconds": None if trial.duration is None else trial.duration.total_seconds(),
+            **trial.params,
+        }
+        for trial in study.trials
+    ]
+    return pd.DataFrame(rows)
+
+
+def log_search_history(study: optuna.Study, objective: Objective, seed: int) -> None:
+    """On the active run: `search/trials.csv`, `search/history.png`, and a metric
+    `importance.<parameter>` each when enough trials completed."""
+    table = trials_table(study, objective)
+    mlflow.log_text(table.to_csv(index=False), "search/trials.csv")
+    complete = table[table["state"] == "complete"]
+    figure = plots.search_history_figure(
+        complete["trial"].to_numpy(), complete[objective].to_numpy(), objective
+    )
+    mlflow.log_figure(figure, "search/history.png")
+    plt.close(figure)
+    if len(complete) >= IMPORTANCE_MIN_TRIALS:
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        )
+        mlflow.log_metrics(
+            {f"importance.{name}": value for name, value in importances.items()
+             if math.isfinite(value)}
+        )  # fmt: skip
