@@ -97,7 +97,7 @@ def test_a_search_run_keeps_every_trial_its_history_and_the_parameters_importanc
     tmp_path: Path,
 ) -> None:
     """A loss is searched as its negative, as `search` does; only `x` moves it, so fANOVA
-    must find `x` the important parameter."""
+    must find `x` the important parameter. A study whose trials all tie has no importances."""
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
     study.optimize(
         lambda t: -((t.suggest_float("x", -3, 3) - 1) ** 2) + 0 * t.suggest_float("noise", 0, 1),
@@ -119,6 +119,12 @@ def test_a_search_run_keeps_every_trial_its_history_and_the_parameters_importanc
     assert "search/history.png" in [
         a.path for a in client.list_artifacts(run.info.run_id, "search")
     ]
+
+    flat = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
+    flat.optimize(lambda t: 0.5 + 0 * t.suggest_float("x", -3, 3), n_trials=6)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        log_search_history(flat, "profit", SEED)
+    assert not [m for m in client.get_run(run.info.run_id).data.metrics if "importance" in m]
 
 
 def _the_search_run_keeps_its_trials_and_history(
