@@ -92,13 +92,17 @@ def importance_figure(importance: pd.Series, title: str) -> Figure:
     return figure
 
 
-def search_history_figure(trials: np.ndarray, values: np.ndarray, objective: str) -> Figure:
+def search_history_figure(
+    trials: np.ndarray, values: np.ndarray, objective: str, title: str
+) -> Figure:
     """Each completed trial's cross-validated value, and the best so far after it."""
     lower_is_better = objective == "log_loss"
     best = np.minimum.accumulate(values) if lower_is_better else np.maximum.accumulate(values)
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.scatter(trials, values, s=12, alpha=0.6, label="trial")
     axis.step(trials, best, where="post", color="black", label="best so far")
-    axis.set(xlabel="Trial", ylabel=f"Cross-validated {objective}", title="Search history")
+    axis.set(
+        xlabel="Trial", ylabel=f"Cross-validated {objective}", title=f"Search history: {title}"
+    )
     axis.legend(loc="upper right" if lower_is_better else "lower right")
     return figure

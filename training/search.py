@@ -71,6 +71,7 @@ def _study(
     budget_s: float | None,
     experiment_id: str,
 ) -> dict[str, Any]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -116,7 +117,6 @@ def _study(
             step=trial.number,
         )  # fmt: skip
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} search", nested=True):
         mlflow.log_params({"folds": options.folds, "objective": options.objective,
                            "trials": options.trials, "budget_s": budget_s})  # fmt: skip

@@ -44,7 +44,7 @@ def log_search_history(study: optuna.Study, objective: Objective, seed: int) -> 
     mlflow.log_text(table.to_csv(index=False), "search/trials.csv")
     complete = table[table["state"] == "complete"]
     figure = plots.search_history_figure(
-        complete["trial"].to_numpy(), complete[objective].to_numpy(), objective
+        complete["trial"].to_numpy(), complete[objective].to_numpy(), objective, study.study_name
     )
     mlflow.log_figure(figure, "search/history.png")
     plt.close(figure)
