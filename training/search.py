@@ -25,7 +25,7 @@ from churn.features import FeatureSpec
 from training.candidates import CandidateName, fit_catboost, fit_logistic_regression
 from training.evaluate import profit_curve
 from training.search_history import log_search_history
-from training.search_options import Objective, SearchOptions
+from training.search_options import Objective, SearchOptions, study_sign
 from training.settings import Economics, TrainingSettings
 
 log = logging.getLogger("training")
@@ -100,7 +100,7 @@ def _study(
             figures = cv_figures(y_train, scores, settings.economics)
             mlflow.log_metrics({f"cv.{key}": value for key, value in figures.items()})
             mlflow.set_tag("state", "complete")
-        return figures[options.objective] * (-1 if options.objective == "log_loss" else 1)
+        return figures[options.objective] * study_sign(options.objective)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == optuna.trial.TrialState.COMPLETE and trial.value is not None:
@@ -113,7 +113,7 @@ def _study(
             time.perf_counter() - started,
         )  # fmt: skip
         mlflow.log_metric(
-            f"best.cv.{options.objective}", _value(study.best_value, options.objective),
+            f"best.cv.{options.objective}", study.best_value * study_sign(options.objective),
             step=trial.number,
         )  # fmt: skip
 
@@ -189,14 +189,10 @@ def _cross_validate(
         scores[left_out] = fitted.raw_probability(rest)
         done = ~np.isnan(scores)
         value = cv_figures(y_train[done], scores[done], settings.economics)[objective]
-        trial.report(value * (-1 if objective == "log_loss" else 1), number)
+        trial.report(value * study_sign(objective), number)
         if trial.should_prune():
             raise optuna.TrialPruned()
     return scores
-
-
-def _value(value: float, objective: Objective) -> float:
-    return -value if objective == "log_loss" else value
 
 
 def _shown(value: float, objective: Objective) -> str:

@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 
 from training import plots
-from training.search_options import Objective
+from training.search_options import Objective, study_sign
 
 # fANOVA needs trials that differ in value; with fewer, the importances would be noise.
 IMPORTANCE_MIN_TRIALS = 5
@@ -23,12 +23,11 @@ IMPORTANCE_TREES = 16
 def trials_table(study: optuna.Study, objective: Objective) -> pd.DataFrame:
     """One row per trial: its state, its cross-validated value in the objective's own terms
     (log-loss as a loss), its seconds, and its parameters."""
-    sign = -1 if objective == "log_loss" else 1
     rows = [
         {
             "trial": trial.number,
             "state": trial.state.name.lower(),
-            objective: None if trial.value is None else sign * trial.value,
+            objective: None if trial.value is None else trial.value * study_sign(objective),
             "seconds": None if trial.duration is None else trial.duration.total_seconds(),
             **trial.params,
         }

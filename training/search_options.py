@@ -12,6 +12,12 @@ from churn.errors import UserError
 Objective = Literal["profit", "log_loss"]
 
 
+def study_sign(objective: Objective) -> int:
+    """Each study maximises, so a loss is searched as its negative: multiplying by this turns
+    the objective into the study's value and back."""
+    return -1 if objective == "log_loss" else 1
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     trials: int | None
