@@ -93,10 +93,9 @@ def importance_figure(importance: pd.Series, title: str) -> Figure:
 
 
 def search_history_figure(
-    trials: np.ndarray, values: np.ndarray, objective: str, title: str
+    trials: np.ndarray, values: np.ndarray, objective: str, lower_is_better: bool, title: str
 ) -> Figure:
     """Each completed trial's cross-validated value, and the best so far after it."""
-    lower_is_better = objective == "log_loss"
     best = np.minimum.accumulate(values) if lower_is_better else np.maximum.accumulate(values)
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.scatter(trials, values, s=12, alpha=0.6, label="trial")

@@ -197,5 +197,5 @@ def _cross_validate(
 
 def _shown(value: float, objective: Objective) -> str:
     if objective == "log_loss":
-        return f"log-loss {-value:.4f}"
+        return f"log-loss {value * study_sign(objective):.4f}"
     return f"profit {value:.2f} per customer"

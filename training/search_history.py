@@ -43,7 +43,11 @@ def log_search_history(study: optuna.Study, objective: Objective, seed: int) -> 
     mlflow.log_text(table.to_csv(index=False), "search/trials.csv")
     complete = table[table["state"] == "complete"]
     figure = plots.search_history_figure(
-        complete["trial"].to_numpy(), complete[objective].to_numpy(), objective, study.study_name
+        complete["trial"].to_numpy(),
+        complete[objective].to_numpy(),
+        objective,
+        lower_is_better=study_sign(objective) < 0,
+        title=study.study_name,
     )
     mlflow.log_figure(figure, "search/history.png")
     plt.close(figure)
