@@ -142,7 +142,7 @@ def suggest(name: CandidateName, trial: optuna.Trial) -> dict[str, Any]:
             "knots": trial.suggest_int("knots", 3, 10),
         }
     return {
-        "depth": trial.suggest_int("depth", 4, 8),
+        "depth": trial.suggest_int("depth", 2, 8),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
         "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 30.0, log=True),
         "border_count": trial.suggest_categorical("border_count", [32, 64, 128, 254]),
